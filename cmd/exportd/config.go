@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/exportd/exportd/engine/chconn"
+)
+
+// settings are the stable configuration of SPEC §4: every one a flag with
+// an environment twin. A value that does not parse stops the process at
+// start with a message naming the setting.
+type settings struct {
+	HTTPAddr      string
+	AdminAddr     string
+	ClickHouseDSN string
+	StorageURL    string
+	JWKS          string
+	SigningKey    string
+	JWTIssuer     string
+	JWTAudience   string
+	Retention     time.Duration
+	MaxRange      time.Duration
+	MaxRows       int64
+	RateLimit     float64
+	RateBurst     int
+	MaxExports    int
+	ShutdownGrace time.Duration
+	LogLevel      zapcore.Level
+	ReplicaID     string
+
+	ch chconn.Config
+}
+
+type setting struct {
+	flag, env, def, help string
+	parse             func(string) error
+}
+
+func (s *settings) list() []setting {
+	dur := func(dst *time.Duration, positive bool) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			if positive && d <= 0 {
+				return errors.New("must be positive")
+			}
+			*dst = d
+			return nil
+		}
+	}
+	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	addr := func(dst *string) func(string) error {
+		return func(v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return err
+			}
+			*dst = v
+			return nil
+		}
+	}
+	return []setting{
+		{"http-addr", "EXPORTD_HTTP_ADDR", "127.0.0.1:8080", "API listen address", addr(&s.HTTPAddr)},
+		{"admin-addr", "EXPORTD_ADMIN_ADDR", "127.0.0.1:9464", "admin listen address (/metrics)", addr(&s.AdminAddr)},
+		{"clickhouse-dsn", "EXPORTD_CLICKHOUSE_DSN", chconn.DefaultDSN, "ClickHouse native DSN", func(v string) error {
+			c, err := chconn.ParseDSN(v)
+			s.ClickHouseDSN, s.ch = v, c
+			return err
+		}},
+		{"storage-url", "EXPORTD_STORAGE_URL", "file://./data/exports", "artefact storage (file:// or s3://)", str(&s.StorageURL)},
+		{"jwks", "EXPORTD_JWKS", "", "JWKS file path or URL", str(&s.JWKS)},
+		{"signing-key", "EXPORTD_SIGNING_KEY", "./data/signing-key.pem", "local Ed25519 key file (created if absent)", str(&s.SigningKey)},
+		{"jwt-issuer", "EXPORTD_JWT_ISSUER", "", "required token iss (empty: not checked)", str(&s.JWTIssuer)},
+		{"jwt-audience", "EXPORTD_JWT_AUDIENCE", "", "required token aud (empty: not checked)", str(&s.JWTAudience)},
+		{"retention", "EXPORTD_RETENTION", "24h", "how long a ready file stays downloadable", dur(&s.Retention, true)},
+		{"max-range", "EXPORTD_MAX_RANGE", "8784h", "longest date range of one export", dur(&s.MaxRange, true)},
+		{"max-rows", "EXPORTD_MAX_ROWS", "0", "row cap per export (0: unlimited)", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil && n < 0 {
+				err = errors.New("must be >= 0")
+			}
+			s.MaxRows = n
+			return err
+		}},
+		{"rate-limit", "EXPORTD_RATE_LIMIT", "5", "create requests per second per caller", func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil && !(f > 0) {
+				err = errors.New("must be > 0")
+			}
+			s.RateLimit = f
+			return err
+		}},
+		{"rate-burst", "EXPORTD_RATE_BURST", "20", "create burst per caller", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.RateBurst = n
+			return err
+		}},
+		{"max-exports", "EXPORTD_MAX_EXPORTS", "4", "upper bound of concurrently running exports", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxExports = n
+			return err
+		}},
+		{"shutdown-grace", "EXPORTD_SHUTDOWN_GRACE", "30s", "time running exports get to finish on SIGTERM", dur(&s.ShutdownGrace, false)},
+		{"log-level", "EXPORTD_LOG_LEVEL", "info", "debug, info, warn or error", func(v string) error {
+			return s.LogLevel.UnmarshalText([]byte(strings.ToLower(v)))
+		}},
+		{"replica-id", "EXPORTD_REPLICA_ID", "", "stable id of this replica in export records (default: host and HTTP address)", str(&s.ReplicaID)},
+	}
+}
+
+// parseSettings registers every setting on fs (names filters which ones a
+// subcommand takes; nil: all), parses args, then applies flag > env > default.
+func parseSettings(fs *flag.FlagSet, args []string, names ...string) (*settings, error) {
+	s := &settings{}
+	all := s.list()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	vals := map[string]*string{}
+	for _, st := range all {
+		if len(names) > 0 && !want[st.flag] {
+			continue
+		}
+		v := new(string)
+		vals[st.flag] = v
+		fs.StringVar(v, st.flag, "", fmt.Sprintf("%s (env %s, default %q)", st.help, st.env, st.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, st := range all {
+		v := st.def
+		if e, ok := os.LookupEnv(st.env); ok && e != "" {
+			v = e
+		}
+		if p, ok := vals[st.flag]; ok && *p != "" {
+			v = *p
+		} else if !ok {
+			v = st.def // a setting this subcommand does not take
+		}
+		if err := st.parse(v); err != nil {
+			return nil, fmt.Errorf("invalid setting %s (--%s) = %q: %v", st.env, st.flag, v, err)
+		}
+	}
+	if s.ReplicaID == "" {
+		host, _ := os.Hostname()
+		s.ReplicaID = host + "/" + s.HTTPAddr
+	}
+	return s, nil
+}
