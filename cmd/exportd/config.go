@@ -42,7 +42,7 @@ type settings struct {
 
 type setting struct {
 	flag, env, def, help string
-	parse             func(string) error
+	parse                func(string) error
 }
 
 func (s *settings) list() []setting {
