@@ -94,3 +94,4 @@ func New(reg prometheus.Registerer) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+

@@ -1,0 +1,45 @@
+# exportd — the front door. See README.md.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  := ./...
+
+.PHONY: build run test lint e2e bench bench-overload fuzz clean
+
+build:
+	$(GO) build -o bin/exportd ./cmd/exportd
+
+## run: local stack from nothing (ClickHouse, schema, demo data, API, token)
+run:
+	deploy/scripts/run.sh
+
+## test: vet + unit and integration tests under -race against real ClickHouse
+test:
+	deploy/scripts/ensure-clickhouse.sh
+	$(GO) vet $(PKGS)
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -race -timeout 40m -count=1 $(PKGS)
+
+lint:
+	gofmt -l $$(git ls-files '*.go')
+	$(GO) vet $(PKGS)
+
+## e2e: the end-to-end suite only (built binary against a private ClickHouse)
+e2e:
+	deploy/scripts/ensure-clickhouse.sh
+	$(GO) test -race -count=1 -run 'E2E' ./cmd/... ./server/...
+
+## fuzz: each fuzz target for a bounded time
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	deploy/scripts/ensure-clickhouse.sh
+	$(GO) run ./bench/throughput
+
+clean:
+	rm -rf bin

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/source"
+	"github.com/exportd/exportd/engine/storage"
+	"github.com/exportd/exportd/ingest"
+	"github.com/exportd/exportd/metrics"
+	"github.com/exportd/exportd/server"
+	"github.com/exportd/exportd/server/auth"
+)
+
+func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core)
+}
+
+// runServe wires everything and shuts down in order on SIGTERM/SIGINT:
+// stop admitting (503 shutting_down, readiness false) while the listener
+// stays open, let exports finish within the grace, cancel the rest, then
+// close listeners and connections.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	s, err := parseSettings(fs, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(s.LogLevel, stderr)
+	defer log.Sync() //nolint:errcheck
+
+	store, err := storage.Open(s.StorageURL)
+	if err != nil {
+		return fmt.Errorf("EXPORTD_STORAGE_URL: %w", err)
+	}
+	conn, err := s.ch.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// The schema is applied at start (idempotent) so a fresh ClickHouse works.
+	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
+	defer cancelStart()
+	if err := ingest.Migrate(startCtx, conn); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.ch, err)
+	}
+	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: s.SigningKey, JWKS: s.JWKS,
+		Issuer: s.JWTIssuer, Audience: s.JWTAudience, Logger: log.Named("auth")})
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	records := engine.NewRecords(conn)
+	eng, err := engine.New(engine.Config{
+		Reader:     source.New(s.ch, source.Options{}),
+		Records:    records,
+		Store:      store,
+		Retention:  s.Retention,
+		MaxRows:    s.MaxRows,
+		MaxExports: s.MaxExports,
+		Owner:      s.ReplicaID,
+		Logger:     log.Named("engine"),
+		OnFinish:   observeExport(m),
+	})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(startCtx); err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Engine: eng, Records: records, Store: store, Verifier: verifier,
+		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("EXPORTD_HTTP_ADDR %s: %w", s.HTTPAddr, err)
+	}
+	adminLn, err := net.Listen("tcp", s.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("EXPORTD_ADMIN_ADDR %s: %w", s.AdminAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	log.Info("serving", zap.String("http_addr", ln.Addr().String()), zap.String("admin_addr", adminLn.Addr().String()),
+		zap.String("clickhouse", s.ch.String()), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
+		zap.String("version", version))
+
+	var g errgroup.Group
+	g.Go(func() error { return srv.Serve(ln) })
+	g.Go(func() error {
+		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	<-ctx.Done()
+	log.Info("shutting down", zap.Duration("grace", s.ShutdownGrace))
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), s.ShutdownGrace)
+	eng.Shutdown(graceCtx) // draining: creates get 503, /readyz fails, reads still served
+	cancelGrace()
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelStop()
+	_ = srv.Shutdown(stopCtx)
+	_ = admin.Shutdown(stopCtx)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// observeExport feeds the export histograms and counters (SPEC §5).
+func observeExport(m *metrics.Metrics) func(*engine.Export, time.Duration) {
+	return func(x *engine.Export, elapsed time.Duration) {
+		m.ExportsTotal.WithLabelValues(x.Status).Inc()
+		m.ExportDuration.Observe(elapsed.Seconds())
+		if x.Status == engine.StatusReady {
+			m.ExportRows.Observe(float64(x.RowCount))
+			m.ExportBytes.Observe(float64(x.ByteSize))
+			m.StorageBytes.Add(float64(x.ByteSize))
+			m.ClickHouseRows.Add(float64(x.RowCount))
+		}
+		if x.FailureReason == engine.ReasonUpstream {
+			m.ClickHouseErrs.Inc()
+		}
+	}
+}
