@@ -94,4 +94,3 @@ func New(reg prometheus.Registerer) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
-
