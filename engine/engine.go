@@ -84,6 +84,7 @@ type job struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	start  time.Time
+	onDone func(*Export, time.Duration)
 }
 
 var (
@@ -172,6 +173,18 @@ func nextVersion(prev uint64, now time.Time) uint64 {
 // x holds the request (Format, Compression, DateFrom, DateTo, Scope*,
 // EnterpriseRef, ClientRef, GeneratedBy); ID may be preset (else generated).
 func (e *Engine) Submit(ctx context.Context, x *Export) (*Export, error) {
+	return e.SubmitWith(ctx, x, nil)
+}
+
+// SubmitWith is Submit with a per-job hook called exactly once when the job
+// ends in any way (also if Submit fails after taking it: then with nil),
+// e.g. to release an admission permit.
+func (e *Engine) SubmitWith(ctx context.Context, x *Export, done func(*Export, time.Duration)) (out *Export, err error) {
+	defer func() {
+		if err != nil && done != nil {
+			done(nil, 0)
+		}
+	}()
 	e.mu.Lock()
 	draining := e.draining
 	e.mu.Unlock()
@@ -192,7 +205,7 @@ func (e *Engine) Submit(ctx context.Context, x *Export) (*Export, error) {
 		return nil, err
 	}
 	jctx, cancel := context.WithCancelCause(context.Background())
-	j := &job{exp: *x, cancel: cancel, done: make(chan struct{}), start: now}
+	j := &job{exp: *x, cancel: cancel, done: make(chan struct{}), start: now, onDone: done}
 	e.mu.Lock()
 	e.jobs[x.ID] = j
 	e.wg.Add(1)
@@ -202,8 +215,8 @@ func (e *Engine) Submit(ctx context.Context, x *Export) (*Export, error) {
 		defer e.wg.Done()
 		e.run(jctx, j)
 	}()
-	out := *x
-	return &out, nil
+	snap := *x
+	return &snap, nil
 }
 
 func (e *Engine) run(ctx context.Context, j *job) {
@@ -342,6 +355,9 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 	e.log.Info("export state", fields...)
 	if e.cfg.OnFinish != nil {
 		e.cfg.OnFinish(&rec, now.Sub(j.start))
+	}
+	if j.onDone != nil {
+		j.onDone(&rec, now.Sub(j.start))
 	}
 }
 

@@ -1,0 +1,252 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/activity"
+	"github.com/exportd/exportd/engine/source"
+	"github.com/exportd/exportd/engine/storage"
+)
+
+// slowReader streams from the real ClickHouse source but parks after the
+// first block until its context ends, so an export stays running.
+type slowReader struct {
+	*source.ClickHouse
+	started chan struct{}
+}
+
+func (r *slowReader) Stream(ctx context.Context, q source.Query, p *source.Plan, fn func(*activity.Block) error) (source.Stats, error) {
+	first := true
+	return r.ClickHouse.Stream(ctx, q, p, func(b *activity.Block) error {
+		if err := fn(b); err != nil {
+			return err
+		}
+		if first {
+			first = false
+			close(r.started)
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
+}
+
+// failingStore fails every write after the first n bytes.
+type failingStore struct {
+	*storage.File
+	n int
+}
+
+type failingWriter struct {
+	storage.Writer
+	left int
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		return 0, errors.New("disk on fire")
+	}
+	w.left -= len(p)
+	return w.Writer.Write(p)
+}
+
+func (s *failingStore) Create(ctx context.Context, name string) (storage.Writer, error) {
+	w, err := s.File.Create(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &failingWriter{Writer: w, left: s.n}, nil
+}
+
+func seed(t *testing.T, ent string, n int) {
+	t.Helper()
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	rows := make([]activity.Row, n)
+	amt, _ := activity.ParseDecimal("1.5")
+	for i := range rows {
+		rows[i] = activity.Row{OccurredAt: base + int64(i)*1000, ActivityID: uuidN("aaaaaaaa", i), OperationID: uuidN("bbbbbbbb", i),
+			Family: "deposit", Status: "settled", EnterpriseRef: ent, AccountRef: "master-accounts/" + uuidN("cccccccc", 1),
+			Currency: "BTC", Amount: amt, InitiatedBy: "users/" + uuidN("dddddddd", 1), Reference: "ref"}
+	}
+	insert(t, rows)
+}
+
+func newEngine(t *testing.T, r engine.Reader, st storage.Store, owner string) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(engine.Config{Reader: r, Records: engine.NewRecords(pool), Store: st, Owner: owner,
+		Heartbeat: 100 * time.Millisecond, StaleAfter: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Shutdown(context.Background()) })
+	return eng
+}
+
+func request(ent string) *engine.Export {
+	return &engine.Export{Format: "csv", Compression: "zstd", DateFrom: "2026-03-01T00:00:00Z", DateTo: "2026-03-31T23:59:59.999Z",
+		ScopeKind: engine.KindEnterprise, ScopeRef: ent, EnterpriseRef: ent, GeneratedBy: "users/x"}
+}
+
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("storage not empty: %s", e.Name())
+	}
+}
+
+func TestCancelRunningExportLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	ent := "enterprises/" + uuidN("e1000000", 1)
+	seed(t, ent, 100)
+	dir := t.TempDir()
+	st, _ := storage.NewFile(dir)
+	r := &slowReader{ClickHouse: source.New(chCfg, source.Options{}), started: make(chan struct{})}
+	eng := newEngine(t, r, st, "cancel-test")
+	x, err := eng.Submit(ctx, request(ent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	if got, _ := eng.Get(ctx, x.ID); got.Status != engine.StatusRunning || got.RowCount != 100 {
+		t.Fatalf("while running: %+v", got)
+	}
+	y, err := eng.Cancel(ctx, x.ID)
+	if err != nil || y.Status != engine.StatusCancelled || y.FailureReason != "" {
+		t.Fatalf("cancel: %+v %v", y, err)
+	}
+	assertEmptyDir(t, dir)
+	if _, err := eng.Cancel(ctx, x.ID); !errors.Is(err, engine.ErrNotCancellable) {
+		t.Fatalf("second cancel: %v", err)
+	}
+	rec, _ := engine.NewRecords(pool).Get(ctx, x.ID)
+	if rec.Status != engine.StatusCancelled {
+		t.Fatalf("stored %s", rec.Status)
+	}
+}
+
+func TestStorageFailureLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	ent := "enterprises/" + uuidN("e2000000", 1)
+	seed(t, ent, 5000)
+	dir := t.TempDir()
+	f, _ := storage.NewFile(dir)
+	eng := newEngine(t, source.New(chCfg, source.Options{}), &failingStore{File: f, n: 100}, "storage-test")
+	x, _ := eng.Submit(ctx, request(ent))
+	x, _ = eng.Wait(ctx, x.ID, 30*time.Second)
+	if x.Status != engine.StatusFailed || x.FailureReason != engine.ReasonStorage || x.Checksum != "" {
+		t.Fatalf("got %+v", x)
+	}
+	assertEmptyDir(t, dir)
+}
+
+func TestRowLimit(t *testing.T) {
+	ctx := context.Background()
+	ent := "enterprises/" + uuidN("e3000000", 1)
+	seed(t, ent, 50)
+	dir := t.TempDir()
+	st, _ := storage.NewFile(dir)
+	eng, _ := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: engine.NewRecords(pool), Store: st, MaxRows: 49})
+	_ = eng.Start(ctx)
+	defer eng.Shutdown(ctx)
+	x, _ := eng.Submit(ctx, request(ent))
+	x, _ = eng.Wait(ctx, x.ID, 30*time.Second)
+	if x.Status != engine.StatusFailed || x.FailureReason != engine.ReasonRowLimit {
+		t.Fatalf("got %+v", x)
+	}
+	assertEmptyDir(t, dir)
+}
+
+func TestCrashRecovery(t *testing.T) {
+	ctx := context.Background()
+	recs := engine.NewRecords(pool)
+	now := time.Now()
+	// Left running by this replica before a crash, and by a replica that
+	// stopped beating.
+	mine := &engine.Export{ID: uuidN("f0000000", 1), Version: 1, Status: engine.StatusRunning, Owner: "crashy",
+		DateFrom: "2026-03-01T00:00:00Z", DateTo: "2026-03-02T00:00:00Z", Heartbeat: now, GeneratedAt: now}
+	lost := *mine
+	lost.ID, lost.Owner, lost.Heartbeat = uuidN("f0000000", 2), "gone", now.Add(-time.Hour)
+	alive := *mine
+	alive.ID, alive.Owner = uuidN("f0000000", 3), "alive"
+	for _, x := range []*engine.Export{mine, &lost, &alive} {
+		if err := recs.Put(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	// A temp file left by the crashed writer, old enough to be swept.
+	stray := dir + "/.tmp-" + mine.ID + ".csv-123"
+	if err := os.WriteFile(stray, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := now.Add(-time.Hour)
+	_ = os.Chtimes(stray, old, old)
+	st, _ := storage.NewFile(dir)
+	eng := newEngine(t, source.New(chCfg, source.Options{}), st, "crashy")
+	for id, want := range map[string]string{mine.ID: engine.StatusFailed, lost.ID: engine.StatusFailed, alive.ID: engine.StatusRunning} {
+		x, err := eng.Get(ctx, id)
+		if err != nil || x.Status != want {
+			t.Errorf("%s: %+v %v, want %s", id, x, err, want)
+		}
+		if want == engine.StatusFailed && x.FailureReason != engine.ReasonShutdown {
+			t.Errorf("%s: reason %q", id, x.FailureReason)
+		}
+	}
+	assertEmptyDir(t, dir)
+	// The live one is failed once its owner's heartbeat goes stale.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		x, _ := eng.Get(ctx, alive.ID)
+		if x.Status == engine.StatusFailed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stale export still %s", x.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestExpiryDeletesArtefact(t *testing.T) {
+	ctx := context.Background()
+	ent := "enterprises/" + uuidN("e4000000", 1)
+	seed(t, ent, 10)
+	dir := t.TempDir()
+	st, _ := storage.NewFile(dir)
+	eng, _ := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: engine.NewRecords(pool), Store: st,
+		Retention: 300 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
+	_ = eng.Start(ctx)
+	defer eng.Shutdown(ctx)
+	x, _ := eng.Submit(ctx, request(ent))
+	x, _ = eng.Wait(ctx, x.ID, 30*time.Second)
+	if x.Status != engine.StatusReady || x.RowCount != 10 {
+		t.Fatalf("got %+v", x)
+	}
+	if _, err := os.Stat(dir + "/" + x.ObjectName()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, _ := engine.NewRecords(pool).Get(ctx, x.ID)
+		if rec.Status == engine.StatusExpired {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not expired: %s", rec.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assertEmptyDir(t, dir)
+}
