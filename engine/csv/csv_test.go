@@ -240,7 +240,7 @@ func TestAppendRowsRanges(t *testing.T) {
 			t.Fatalf("AppendRows(%d, %d) = %q, want nothing appended", k, k, got)
 		}
 	}
-	// One record per row, each ending CRLF, none in between except in quoted fields.
+	// Every single-row encoding is one record ending with CRLF.
 	for i := range n {
 		one := AppendRows(nil, b, i, i+1)
 		if !bytes.HasSuffix(one, []byte("\r\n")) {
