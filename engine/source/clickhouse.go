@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/exportd/exportd/engine/activity"
@@ -88,21 +87,17 @@ func (s *ClickHouse) Plan(ctx context.Context, q Query) (*Plan, error) {
 	return s.plan(ctx, c, q)
 }
 
-func (s *ClickHouse) plan(ctx context.Context, c *ch.Client, q Query) (*Plan, error) {
+func (s *ClickHouse) plan(ctx context.Context, c *chconn.Native, q Query) (*Plan, error) {
 	var day, cnt proto.ColInt64
 	var days []window
 	body := "SELECT intDiv(occurred_at_utc, " + strconv.Itoa(dayMs) + ") AS d, toInt64(count()) AS c FROM " + Table +
 		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d"
-	err := c.Do(ctx, ch.Query{
-		Body:   body,
-		Result: proto.Results{{Name: "d", Data: &day}, {Name: "c", Data: &cnt}},
-		OnResult: func(context.Context, proto.Block) error {
-			for i := 0; i < day.Rows(); i++ {
-				days = append(days, window{from: day.Row(i) * dayMs, to: (day.Row(i) + 1) * dayMs, rows: cnt.Row(i)})
-			}
-			return nil
-		},
-	})
+	err := c.Select(ctx, body, proto.Results{{Name: "d", Data: &day}, {Name: "c", Data: &cnt}}, func(int) error {
+		for i := 0; i < day.Rows(); i++ {
+			days = append(days, window{from: day.Row(i) * dayMs, to: (day.Row(i) + 1) * dayMs, rows: cnt.Row(i)})
+		}
+		return nil
+	}, nil)
 	if err != nil {
 		return nil, classify(fmt.Errorf("plan export: %w", err))
 	}
@@ -146,27 +141,17 @@ func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*a
 		}
 	}
 	b := activity.NewBlock()
+	results := b.Results()
 	var fnErr error
 	for _, w := range plan.windows {
-		err := c.Do(ctx, ch.Query{
-			Body:   selectSQL(q, w.from, w.to),
-			Result: b.Results(),
-			OnResult: func(ctx context.Context, _ proto.Block) error {
-				if b.Rows() == 0 {
-					return nil
-				}
-				st.Rows += int64(b.Rows())
-				if err := fn(b); err != nil {
-					fnErr = err
-					return err
-				}
-				return nil
-			},
-			OnProgress: func(_ context.Context, p proto.Progress) error {
-				st.Bytes += int64(p.Bytes)
-				return nil
-			},
-		})
+		err := c.Select(ctx, selectSQL(q, w.from, w.to), results, func(int) error {
+			st.Rows += int64(b.Rows())
+			if err := fn(b); err != nil {
+				fnErr = err
+				return err
+			}
+			return nil
+		}, func(p proto.Progress) { st.Bytes += int64(p.Bytes) })
 		if fnErr != nil {
 			return st, fnErr
 		}
@@ -180,8 +165,8 @@ func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*a
 	return st, nil
 }
 
-func (s *ClickHouse) dial(ctx context.Context) (*ch.Client, error) {
-	c, err := s.cfg.Dial(ctx)
+func (s *ClickHouse) dial(ctx context.Context) (*chconn.Native, error) {
+	c, err := s.cfg.DialNative(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -194,7 +179,7 @@ func (s *ClickHouse) dial(ctx context.Context) (*ch.Client, error) {
 // classify marks connection-level failures as ErrUnavailable; server
 // exceptions stay as they are (an upstream error).
 func classify(err error) error {
-	var exc *ch.Exception
+	var exc *chconn.Exception
 	if errors.As(err, &exc) {
 		return err
 	}
