@@ -73,7 +73,6 @@ func insert(t *testing.T, rows []activity.Row) {
 
 func uuidN(prefix string, n int) string { return fmt.Sprintf("%s-0000-4000-8000-%012x", prefix, n) }
 
-
 // expectRow renders a row the way SPEC §3 says, independently of engine/csv:
 // plain string building, guard and quoting spelled out.
 func expectRow(r activity.Row, amount, fee string) []string {

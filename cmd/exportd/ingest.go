@@ -120,4 +120,3 @@ func hasRows(ctx context.Context, s *settings, enterprise string) (bool, error) 
 	}
 	return cnt.Rows() > 0 && cnt.Row(0) > 0, nil
 }
-
