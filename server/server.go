@@ -1,14 +1,42 @@
 // Package server is the fasthttp front end of exportd: routing, request
 // decoding and validation, error → status mapping, download streaming and
 // health (SPEC §1). Bearer tokens and coverage live in server/auth.
+//
+// # Timeouts
+//
+// fasthttp's timeouts are server-wide; the routes need different ones:
+//
+//   - ReadTimeout (15s) bounds reading one request, headers and body. The
+//     only body is a create request of at most 64 KiB.
+//   - WriteTimeout (30s) bounds writing a JSON response. It is armed by
+//     fasthttp after the handler returns, so the create handler's wait
+//     (Prefer: wait, up to 60s) does not count against it.
+//   - Downloads can legitimately take longer than any fixed bound. Their
+//     handler takes over the connection's write deadline and the body
+//     stream pushes it forward before every chunk (DownloadStallTimeout,
+//     60s): a download may last as long as it keeps moving, while a client
+//     that stops reading is cut off. fasthttp clears a handler-set
+//     deadline once the response is written.
+//   - Every ClickHouse or storage call made for a request runs under its own
+//     DependencyTimeout (30s) context derived from context.Background(),
+//     never from the RequestCtx, and ends before the handler returns.
+//   - ReadBufferSize (16 KiB) bounds the request line plus headers (431
+//     beyond); bearer tokens are at most 8 KiB.
 package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -23,17 +51,31 @@ type Config struct {
 	Engine   *engine.Engine
 	Records  *engine.Records
 	Store    storage.Store
-	Verifier *auth.Verifier
+	Verifier *auth.Verifier   // nil: every protected request is 401
 	Metrics  *metrics.Metrics // optional
 	Logger   *zap.Logger      // default no-op
 	// MaxRange is the longest admissible date range (default 8784h).
 	MaxRange time.Duration
-	// RateLimit (requests/s) and RateBurst bound creates per caller.
+	// RateLimit (requests/s) and RateBurst bound creates per caller
+	// (defaults 5 and 20). A negative RateLimit disables the limit.
 	RateLimit float64
 	RateBurst int
-	// PageSecret keys page tokens (default: random per process).
+	// MaxCallers bounds the per-caller rate limit table (default 10000).
+	MaxCallers int
+	// PageSecret keys page tokens (default: random per process; replicas
+	// behind one load balancer must share it).
 	PageSecret []byte
 	Now        func() time.Time
+	// DependencyTimeout bounds each ClickHouse or storage call of a request
+	// (default 30s).
+	DependencyTimeout time.Duration
+	// WriteTimeout bounds writing a JSON response (default 30s).
+	WriteTimeout time.Duration
+	// ReadTimeout bounds reading a request (default 15s).
+	ReadTimeout time.Duration
+	// DownloadStallTimeout is how long a download may make no progress
+	// before the connection is dropped (default 60s).
+	DownloadStallTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -49,36 +91,85 @@ func (c *Config) setDefaults() {
 	if c.RateBurst == 0 {
 		c.RateBurst = 20
 	}
+	if c.MaxCallers <= 0 {
+		c.MaxCallers = defaultMaxCallers
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.DependencyTimeout <= 0 {
+		c.DependencyTimeout = 30 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 15 * time.Second
+	}
+	if c.DownloadStallTimeout <= 0 {
+		c.DownloadStallTimeout = 60 * time.Second
+	}
 }
 
-// Server serves the API.
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	if c.Engine == nil || c.Records == nil || c.Store == nil {
+		return errors.New("server: Engine, Records and Store are required")
+	}
+	if c.MaxRange < 0 {
+		return errors.New("server: negative MaxRange")
+	}
+	if c.RateBurst < 0 {
+		return errors.New("server: negative RateBurst")
+	}
+	if c.PageSecret != nil && len(c.PageSecret) < 16 {
+		return errors.New("server: PageSecret shorter than 16 bytes")
+	}
+	return nil
+}
+
+// Server serves the API. Its methods are safe for concurrent use.
 type Server struct {
-	cfg Config
-	log *zap.Logger
-	srv *fasthttp.Server
+	cfg     Config
+	log     *zap.Logger
+	srv     *fasthttp.Server
+	limiter *callerLimiter
+	secret  []byte
+
+	// waits ends the create handlers' waits on Shutdown, so that open
+	// requests answer at once with the export's current state.
+	waits     context.Context
+	stopWaits context.CancelFunc
+
+	keyLocks [64]sync.Mutex // serialise one caller's use of one Idempotency-Key
 }
 
 // New builds a server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Engine == nil || cfg.Records == nil || cfg.Store == nil {
-		return nil, errors.New("server: Engine, Records and Store are required")
-	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	secret := cfg.PageSecret
+	if secret == nil {
+		secret = make([]byte, 32)
+		rand.Read(secret) // never fails (crypto/rand, Go ≥ 1.24)
+	}
+	waits, stop := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
+		limiter: newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers)}
 	s.srv = &fasthttp.Server{
-		Handler:                       s.handle,
-		Name:                          "exportd",
-		ReadTimeout:                   30 * time.Second,
-		IdleTimeout:                   2 * time.Minute,
-		MaxRequestBodySize:            1 << 20,
-		ReadBufferSize:                16 << 10,
-		DisableHeaderNamesNormalizing: false,
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 false,
-		CloseOnShutdown:               true,
+		Handler:               s.handle,
+		ErrorHandler:          s.handleTransportError,
+		Name:                  "exportd",
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           2 * time.Minute,
+		MaxRequestBodySize:    maxCreateBody,
+		ReadBufferSize:        16 << 10,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
 	}
 	return s, nil
 }
@@ -86,23 +177,271 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
-// Shutdown stops accepting connections and waits for open requests.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+// Shutdown stops accepting connections, ends pending create waits (they
+// answer with the export's current state) and waits for open requests,
+// downloads included, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopWaits()
+	return s.srv.ShutdownWithContext(ctx)
+}
 
-// handle routes a request.
+// Routes: bounded metric and log labels.
+const (
+	routeCreate   = "create"
+	routeGet      = "get"
+	routeList     = "list"
+	routeDownload = "download"
+	routeCancel   = "cancel"
+	routeHealthz  = "healthz"
+	routeReadyz   = "readyz"
+	routeOther    = "other"
+)
+
+// request is what the server knows about one request, for its log line.
+type request struct {
+	id       string
+	route    string
+	method   string
+	caller   string
+	exportID string
+	status   int
+	err      *apiError
+	start    time.Time
+	// streamed: the download body stream logs the request when it ends.
+	streamed bool
+}
+
+func (s *Server) newRequest(ctx *fasthttp.RequestCtx) *request {
+	id := ctx.Request.Header.Peek(hdrRequestID)
+	rq := &request{route: routeOther, method: string(ctx.Method()), start: time.Now()}
+	if saneRequestID(id) {
+		rq.id = string(id)
+	} else {
+		rq.id = uuid.NewString()
+	}
+	ctx.Response.Header.Set(hdrRequestID, rq.id)
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	return rq
+}
+
+// handle is the fasthttp handler: request id, routing, panic guard, log
+// line and metrics.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/healthz":
-		ctx.SetContentType("application/json; charset=utf-8")
-		ctx.SetBodyString(`{"status":"ok"}`)
-		return
-	case "/readyz":
+	rq := s.newRequest(ctx)
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in handler", zap.String("request_id", rq.id), zap.Any("panic", v),
+				zap.ByteString("stack", debug.Stack()))
+			ctx.Response.Reset()
+			ctx.Response.Header.Set(hdrRequestID, rq.id)
+			rq.streamed = false
+			s.fail(ctx, rq, internalError(errors.New("panic")))
+		}
+		rq.status = ctx.Response.StatusCode()
+		if !rq.streamed {
+			s.observe(rq, -1)
+		}
+	}()
+	s.route(ctx, rq)
+}
+
+func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
+	path := string(ctx.Path())
+	get, post := ctx.IsGet(), ctx.IsPost()
+	switch {
+	case path == "/healthz":
+		rq.route = routeHealthz
+		if !get {
+			s.methodNotAllowed(ctx, rq, "GET")
+			return
+		}
+		s.writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	case path == "/readyz":
+		rq.route = routeReadyz
+		if !get {
+			s.methodNotAllowed(ctx, rq, "GET")
+			return
+		}
 		s.readyz(ctx)
+	case path == exportsPath:
+		switch {
+		case post:
+			rq.route = routeCreate
+			s.create(ctx, rq)
+		case get:
+			rq.route = routeList
+			s.list(ctx, rq)
+		default:
+			s.methodNotAllowed(ctx, rq, "GET, POST")
+		}
+	case strings.HasPrefix(path, exportsPath+"/"):
+		id, sub, _ := strings.Cut(path[len(exportsPath)+1:], "/")
+		switch {
+		case id == "":
+			s.fail(ctx, rq, routeNotFound())
+		case sub == "" && get:
+			rq.route = routeGet
+			s.get(ctx, rq, id)
+		case sub == "download" && get:
+			rq.route = routeDownload
+			s.download(ctx, rq, id)
+		case sub == "cancel" && post:
+			rq.route = routeCancel
+			s.cancel(ctx, rq, id)
+		case sub == "":
+			s.methodNotAllowed(ctx, rq, "GET")
+		case sub == "download":
+			s.methodNotAllowed(ctx, rq, "GET")
+		case sub == "cancel":
+			s.methodNotAllowed(ctx, rq, "POST")
+		default:
+			s.fail(ctx, rq, routeNotFound())
+		}
+	default:
+		s.fail(ctx, rq, routeNotFound())
+	}
+}
+
+func routeNotFound() *apiError {
+	return &apiError{status: fasthttp.StatusNotFound, code: codeRouteNotFound, message: msgRouteNotFound,
+		reason: reasonRouteNotFound}
+}
+
+func (s *Server) methodNotAllowed(ctx *fasthttp.RequestCtx, rq *request, allow string) {
+	s.fail(ctx, rq, &apiError{status: fasthttp.StatusMethodNotAllowed, code: codeMethodNotAllowed,
+		message: msgMethodNotAllowed, reason: reasonMethodNotAllowed, allow: allow})
+}
+
+// handleTransportError answers requests fasthttp could not read: too large
+// (headers 431, body 400 body_too_large, as SPEC §1 asks of create),
+// too slow (408) or malformed (400). The connection is closed afterwards.
+func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	rq := s.newRequest(ctx)
+	if string(ctx.Path()) == exportsPath && ctx.IsPost() {
+		rq.route = routeCreate
+	}
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.fail(ctx, rq, invalid(reasonBodyTooLarge, ""))
+	case errors.As(err, &small):
+		s.fail(ctx, rq, &apiError{status: fasthttp.StatusRequestHeaderFieldsTooLarge, code: codeHeaderTooLarge,
+			message: msgHeaderTooLarge, reason: codeHeaderTooLarge})
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.fail(ctx, rq, &apiError{status: fasthttp.StatusRequestTimeout, code: codeRequestTimeout,
+			message: msgRequestTimeout, reason: codeRequestTimeout})
+	default:
+		e := invalid("malformed_request", "")
+		e.cause = err
+		s.fail(ctx, rq, e)
+	}
+	rq.status = ctx.Response.StatusCode()
+	s.observe(rq, -1)
+}
+
+// observe writes the request's log line and metrics. bytes ≥ 0 is the body
+// bytes a download streamed.
+func (s *Server) observe(rq *request, bytes int64) {
+	elapsed := time.Since(rq.start)
+	if m := s.cfg.Metrics; m != nil {
+		m.HTTPRequests.WithLabelValues(rq.route, strconv.Itoa(rq.status)).Inc()
+		m.HTTPDuration.WithLabelValues(rq.route).Observe(elapsed.Seconds())
+	}
+	fields := make([]zap.Field, 0, 10)
+	fields = append(fields, zap.String("request_id", rq.id), zap.String("method", rq.method),
+		zap.String("route", rq.route), zap.Int("status", rq.status), zap.Duration("duration", elapsed))
+	if rq.caller != "" {
+		fields = append(fields, zap.String("caller", rq.caller))
+	}
+	if rq.exportID != "" {
+		fields = append(fields, zap.String("export_id", rq.exportID))
+	}
+	if bytes >= 0 {
+		fields = append(fields, zap.Int64("bytes", bytes))
+	}
+	if rq.err != nil {
+		fields = append(fields, zap.String("code", rq.err.code))
+		if rq.err.reason != "" {
+			fields = append(fields, zap.String("reason", rq.err.reason))
+		}
+		if rq.err.cause != nil {
+			fields = append(fields, zap.NamedError("error", rq.err.cause))
+		}
+	}
+	if rq.status >= 500 {
+		s.log.Warn("request", fields...)
 		return
 	}
-	ctx.SetStatusCode(fasthttp.StatusNotFound)
-	ctx.SetContentType("application/json; charset=utf-8")
-	ctx.SetBodyString(`{"code":"not_found","message":"No such route."}`)
+	s.log.Info("request", fields...)
+}
+
+const contentTypeJSON = "application/json; charset=utf-8"
+
+// writeJSON writes v as the JSON body with status.
+func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain structs and maps are written
+		panic("BUG: marshal response: " + err.Error())
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(contentTypeJSON)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(b)
+}
+
+type errorBody struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details *errorDetails `json:"details,omitempty"`
+}
+
+type errorDetails struct {
+	Reason       string `json:"reason,omitempty"`
+	Field        string `json:"field,omitempty"`
+	RetryAfterMs *int64 `json:"retry_after_ms,omitempty"`
+}
+
+// fail writes an error response in the envelope of SPEC §1.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, rq *request, e *apiError) {
+	rq.err = e
+	body := errorBody{Code: e.code, Message: e.message}
+	if e.reason != "" || e.field != "" || e.retryAfterMs > 0 {
+		body.Details = &errorDetails{Reason: e.reason, Field: e.field}
+	}
+	if e.retryAfterMs > 0 {
+		ms := e.retryAfterMs
+		body.Details.RetryAfterMs = &ms
+		ctx.Response.Header.Set(hdrRetryAfter, strconv.FormatInt(retryAfterSeconds(ms), 10))
+	}
+	if e.allow != "" {
+		ctx.Response.Header.Set("Allow", e.allow)
+	}
+	s.writeJSON(ctx, e.status, body)
+}
+
+// authenticate verifies the bearer token and the capability: 401, then 403
+// missing_capability.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, rq *request, capability string) (*auth.Principal, *apiError) {
+	if s.cfg.Verifier == nil {
+		return nil, unauthorized(errors.New("no token verifier configured"))
+	}
+	p, err := s.cfg.Verifier.Verify(bearerToken(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)))
+	if err != nil {
+		return nil, unauthorized(errors.New("token rejected: " + auth.Reason(err)))
+	}
+	rq.caller = p.Subject
+	if !p.Can(capability) {
+		return nil, missingCapability()
+	}
+	return p, nil
+}
+
+// opContext bounds one dependency call of a request. It derives from
+// context.Background(), not from the RequestCtx, and the handler cancels it
+// before returning.
+func (s *Server) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.cfg.DependencyTimeout)
 }
 
 // Ready reports whether the service can take exports: ClickHouse and
@@ -123,11 +462,9 @@ func (s *Server) Ready(ctx context.Context) error {
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ctx.SetContentType("application/json; charset=utf-8")
 	if err := s.Ready(c); err != nil {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetBodyString(`{"status":"not_ready","reason":"` + err.Error() + `"}`)
+		s.writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": err.Error()})
 		return
 	}
-	ctx.SetBodyString(`{"status":"ready"}`)
+	s.writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
 }
