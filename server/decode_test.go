@@ -44,16 +44,21 @@ func TestDecodeCreateValid(t *testing.T) {
 	}
 }
 
-func TestDecodeCreateErrors(t *testing.T) {
+// createErrorCase is a create body and the 400 reason and field it must get.
+type createErrorCase struct {
+	name, body, reason, field string
+}
+
+// createErrorCases cover every 400 reason of a create body; the decoder
+// test and the HTTP test both run them.
+func createErrorCases() []createErrorCase {
 	repl := func(old, new string) string {
 		if !strings.Contains(validBody, old) {
-			t.Fatalf("test bug: %q not in body", old)
+			panic("test bug: " + old + " not in body")
 		}
 		return strings.Replace(validBody, old, new, 1)
 	}
-	cases := []struct {
-		name, body, reason, field string
-	}{
+	return []createErrorCase{
 		{"empty", ``, reasonInvalidJSON, ""},
 		{"not json", `format=csv`, reasonInvalidJSON, ""},
 		{"truncated", validBody[:40], reasonInvalidJSON, ""},
@@ -99,7 +104,10 @@ func TestDecodeCreateErrors(t *testing.T) {
 		{"kind ref mismatch", repl(tEnt, tClient), reasonInvalidScope, "requested_scope"},
 		{"compression brotli", repl(`"none"`, `"br"`), reasonInvalidValue, "compression"},
 	}
-	for _, c := range cases {
+}
+
+func TestDecodeCreateErrors(t *testing.T) {
+	for _, c := range createErrorCases() {
 		t.Run(c.name, func(t *testing.T) {
 			r, e := decodeCreate([]byte(c.body))
 			if e == nil {

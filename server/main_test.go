@@ -191,7 +191,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Errorf("serve: %v", err)
 		}
 		e.client.CloseIdleConnections()
-		eng.Shutdown(sctx)
+		// Exports still blocked by a test are cancelled after a short grace.
+		gctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		eng.Shutdown(gctx)
 	})
 	return e
 }

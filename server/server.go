@@ -29,6 +29,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"runtime/debug"
 	"strconv"
@@ -142,6 +143,9 @@ type Server struct {
 	stopWaits context.CancelFunc
 
 	keyLocks [64]sync.Mutex // serialise one caller's use of one Idempotency-Key
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // New builds a server.
@@ -160,6 +164,7 @@ func New(cfg Config) (*Server, error) {
 		limiter: newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers)}
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
+		Logger:                fasthttpLogger{cfg.Logger},
 		ErrorHandler:          s.handleTransportError,
 		Name:                  "exportd",
 		ReadTimeout:           cfg.ReadTimeout,
@@ -174,15 +179,30 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// fasthttpLogger routes fasthttp's own messages (connection-level errors
+// such as a client that went away) to zap at debug level: each request
+// already has its log line, and these are neither actionable nor bounded.
+type fasthttpLogger struct{ log *zap.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if ce := l.log.Check(zap.DebugLevel, "fasthttp"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, args...)))
+	}
+}
+
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
 // Shutdown stops accepting connections, ends pending create waits (they
 // answer with the export's current state) and waits for open requests,
-// downloads included, until ctx ends.
+// downloads included, until ctx ends. It is idempotent: later calls return
+// the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopWaits()
-	return s.srv.ShutdownWithContext(ctx)
+	s.shutdownOnce.Do(func() {
+		s.stopWaits()
+		s.shutdownErr = s.srv.ShutdownWithContext(ctx)
+	})
+	return s.shutdownErr
 }
 
 // Routes: bounded metric and log labels.
