@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
@@ -107,6 +108,9 @@ func TestAuthErrors(t *testing.T) {
 		} {
 			r := e.do(ep.method, ep.path, "", ep.body, hdr)
 			wantError(t, r, 401, codeUnauthorized, msgUnauthorized, "")
+			if r.header.Get("WWW-Authenticate") != "Bearer" {
+				t.Errorf("%s %s (%s): WWW-Authenticate %q", ep.method, ep.path, name, r.header.Get("WWW-Authenticate"))
+			}
 			if !bytes.Equal(r.body, []byte(`{"code":"unauthorized","message":"Authentication required."}`)) {
 				t.Errorf("%s %s (%s): body %s", ep.method, ep.path, name, r.body)
 			}
@@ -533,6 +537,19 @@ func TestRoutingAndRequestID(t *testing.T) {
 	}
 	if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 || string(r.body) != `{"status":"ok"}` {
 		t.Fatalf("healthz: %d %s", r.status, r.body)
+	}
+	// Metrics by bounded route label and status code.
+	for _, c := range []struct {
+		route, code string
+		min         float64
+	}{{routeHealthz, "200", 1}, {routeOther, "404", 5}, {routeOther, "405", 3}} {
+		var m dto.Metric
+		if err := e.metrics.HTTPRequests.WithLabelValues(c.route, c.code).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if n := m.GetCounter().GetValue(); n < c.min {
+			t.Errorf("requests{route=%s,code=%s} = %v, want ≥ %v", c.route, c.code, n, c.min)
+		}
 	}
 	for in, echoed := range map[string]bool{
 		"abc-123_X.y": true, strings.Repeat("r", 128): true, strings.Repeat("r", 129): false,

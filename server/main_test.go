@@ -20,6 +20,7 @@ import (
 	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
 	"github.com/exportd/exportd/ingest/chlocal"
+	"github.com/exportd/exportd/metrics"
 	"github.com/exportd/exportd/server/auth"
 )
 
@@ -115,15 +117,16 @@ type envOptions struct {
 // env is a server on a loopback listener with its engine and a key to mint
 // tokens with.
 type env struct {
-	t      *testing.T
-	srv    *Server
-	eng    *engine.Engine
-	addr   string
-	client *http.Client
-	key    ed25519.PrivateKey
-	kid    string
-	clock  *clock
-	logs   *observer.ObservedLogs
+	t       *testing.T
+	srv     *Server
+	eng     *engine.Engine
+	addr    string
+	client  *http.Client
+	key     ed25519.PrivateKey
+	kid     string
+	clock   *clock
+	logs    *observer.ObservedLogs
+	metrics *metrics.Metrics
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -167,7 +170,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	srv, err := New(Config{Engine: eng, Records: records, Store: store, Verifier: verifier, Logger: zap.New(core),
+	m := metrics.New(prometheus.NewRegistry())
+	srv, err := New(Config{Engine: eng, Records: records, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
 		RateLimit: o.rateLimit, RateBurst: o.rateBurst, Now: clk.now, DependencyTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +182,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	e := &env{t: t, srv: srv, eng: eng, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
+	e := &env{t: t, srv: srv, eng: eng, metrics: m, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
 		client: &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: time.Minute}}
 	t.Cleanup(func() {
 		e.dumpLogs()

@@ -22,6 +22,33 @@
 //     never from the RequestCtx, and ends before the handler returns.
 //   - ReadBufferSize (16 KiB) bounds the request line plus headers (431
 //     beyond); bearer tokens are at most 8 KiB.
+//
+// # Readings where SPEC is silent
+//
+//   - Create checks run in a fixed order (see Server.create): 401, 403
+//     missing_capability, 400 (body, then Idempotency-Key, then Prefer),
+//     idempotent replay or 409, 503 shutting_down, 429, 422, 403
+//     scope_not_covered, submit. The body's own order is on decodeCreate.
+//   - Duplicate JSON keys, at any depth, are invalid_json (the document is
+//     not I-JSON), not unknown_field. null is a wrong type
+//     (invalid_field_value), for the optional compression too. The
+//     Content-Type of a create is not checked: the body must be JSON.
+//   - An invalid Prefer wait (not a whole number 0-60) and an invalid
+//     Idempotency-Key are 400 invalid_field_value, details.field naming the
+//     header. Unknown preferences are ignored (RFC 7240).
+//   - Idempotency compares the normalised request (member order,
+//     whitespace, explicit default compression, "+00:00" vs "Z" do not
+//     matter); a replay is not rate limited and is served while draining.
+//   - The resource's own timestamps are whole seconds, like the seed; the
+//     requested dates keep their precision, normalised to UTC "Z".
+//   - Ids must be canonical lowercase UUIDs (else 400 invalid_export_id).
+//     Lists hold 1-100 items (default 20); page tokens are bound to the
+//     caller that got them.
+//   - Downloads: multi-range and malformed Range headers are ignored (200,
+//     whole file); If-Range honours only our ETag; If-None-Match → 304.
+//     HEAD is not served (405).
+//   - Unknown routes are 404 with code not_found; wrong methods 405 with
+//     Allow; 416 uses code range_not_satisfiable.
 package server
 
 import (
@@ -436,6 +463,9 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, rq *request, e *apiError) {
 	}
 	if e.allow != "" {
 		ctx.Response.Header.Set("Allow", e.allow)
+	}
+	if e.status == fasthttp.StatusUnauthorized {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, "Bearer") // RFC 6750 §3
 	}
 	s.writeJSON(ctx, e.status, body)
 }
