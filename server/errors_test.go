@@ -3,11 +3,13 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -363,6 +365,37 @@ func TestIdempotency(t *testing.T) {
 	if len(items) != 3 {
 		t.Fatalf("%d exports, want 3", len(items))
 	}
+	// Concurrent first uses of one key: one export for all.
+	ids := make(chan any, 6)
+	var wg sync.WaitGroup
+	for i := 0; i < cap(ids); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.do("POST", exportsPath, tok, body, map[string]string{"Idempotency-Key": "concurrent"})
+			if r.status != 201 {
+				t.Errorf("concurrent create: %d %s", r.status, r.body)
+				ids <- nil
+				return
+			}
+			var m map[string]any
+			if err := json.Unmarshal(r.body, &m); err != nil {
+				t.Errorf("concurrent create: %v", err)
+			}
+			ids <- m["id"]
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	var firstID any
+	for id := range ids {
+		if firstID == nil {
+			firstID = id
+		}
+		if id != firstID {
+			t.Fatalf("concurrent uses of one key gave %v and %v", firstID, id)
+		}
+	}
 	// After the window the key is free again.
 	e.clock.advance(idempotencyWindow + time.Minute)
 	if e.create(tok, body, key)["id"] == id {
@@ -538,6 +571,9 @@ func TestRoutingAndRequestID(t *testing.T) {
 	if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 || string(r.body) != `{"status":"ok"}` {
 		t.Fatalf("healthz: %d %s", r.status, r.body)
 	}
+	// Oversized headers: 431, still JSON with a request id.
+	r := e.do("GET", "/healthz", "", "", map[string]string{"X-Padding": strings.Repeat("p", 20<<10)})
+	wantError(t, r, 431, codeHeaderTooLarge, msgHeaderTooLarge, codeHeaderTooLarge)
 	// Metrics by bounded route label and status code.
 	for _, c := range []struct {
 		route, code string
