@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -115,20 +116,24 @@ type Cursor struct {
 }
 
 // List returns up to limit visible exports, newest first, after cursor.
+// Each filter is bound as a clickhouse.GroupSet, rendered "IN ('a', 'b')":
+// a []string would become an array literal, which 18.16 rejects in IN.
 func (r *Records) List(ctx context.Context, v Visibility, after *Cursor, limit int) ([]*Export, error) {
 	var conds []string
 	var args []any
-	if len(v.Refs) > 0 {
-		conds = append(conds, "scope_ref IN ?")
-		args = append(args, v.Refs)
-	}
-	if len(v.Enterprises) > 0 {
-		conds = append(conds, "enterprise_ref IN ?")
-		args = append(args, v.Enterprises)
-	}
-	if len(v.Clients) > 0 {
-		conds = append(conds, "client_ref IN ?")
-		args = append(args, v.Clients)
+	for _, c := range []struct {
+		col  string
+		refs []string
+	}{{"scope_ref", v.Refs}, {"enterprise_ref", v.Enterprises}, {"client_ref", v.Clients}} {
+		if len(c.refs) == 0 {
+			continue
+		}
+		set := clickhouse.GroupSet{Value: make([]any, len(c.refs))}
+		for i, ref := range c.refs {
+			set.Value[i] = ref
+		}
+		conds = append(conds, c.col+" IN ?")
+		args = append(args, set)
 	}
 	if len(conds) == 0 {
 		return nil, nil

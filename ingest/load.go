@@ -205,6 +205,16 @@ func commitStaging(ctx context.Context, client *ch.Client, staging string, want 
 		}
 		return 0, fmt.Errorf("staging table %s holds %s rows, want %d; nothing was loaded", staging, got, want)
 	}
+	// ATTACH PARTITION does not fire materialized views, so the scope
+	// parents of the staged rows (see ScopesTable) are recorded explicitly,
+	// before the rows become visible: a client or account export must be able
+	// to resolve its enterprise as soon as its rows exist.
+	if err := client.Do(ctx, ch.Query{
+		Body: "INSERT INTO " + ScopesTable + " SELECT enterprise_ref, client_ref, account_ref FROM " + staging +
+			" GROUP BY enterprise_ref, client_ref, account_ref",
+	}); err != nil {
+		return 0, fmt.Errorf("record scope parents (nothing was loaded): %w", err)
+	}
 	var ids proto.ColStr
 	if err := client.Do(ctx, ch.Query{
 		Body: "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = '" +

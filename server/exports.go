@@ -131,7 +131,7 @@ func (s *Server) list(ctx *fasthttp.RequestCtx, rq *request) {
 	}
 	opCtx, cancel := s.opContext()
 	defer cancel()
-	page, err := s.cfg.Engine.ListVisible(opCtx, vis, cursor, size+1)
+	page, err := s.cfg.Engine.List(opCtx, vis, cursor, size+1)
 	if err != nil {
 		s.fail(ctx, rq, dependencyError(err))
 		return

@@ -184,11 +184,12 @@ func TestE2ECLIIngestFileAllOrNothing(t *testing.T) {
 		line(2, "2026-04-30T23:59:59Z", "0.000000000000000001", "=SUM(A1)"),
 		line(3, "2026-04-30T23:59:59.001Z", "99999999999999999999.999999999999999999", "after the range"),
 		line(4, "2026-03-31T23:59:59.999Z", "1", "before the range"),
+		strings.Replace(line(6, "2026-04-30T23:59:59Z", "7", "client row"), `"account_ref"`, `"client_ref":"clients/0e2e0000-0000-4000-8000-0000000000c1","account_ref"`, 1),
 	}, "\n") + "\n"
 	// A bad line after the good ones: nothing of the file may land.
 	bad := good + line(5, "2026-04-02T00:00:00.0001Z", "1", "sub-millisecond") + "\n"
 	r := exportd(t, nil, bad, "ingest", "--file", "-")
-	if r.code == 0 || !strings.Contains(r.stderr, "line 5") || !strings.Contains(r.stderr, "occurred_at_utc") {
+	if r.code == 0 || !strings.Contains(r.stderr, "line 6") || !strings.Contains(r.stderr, "occurred_at_utc") {
 		t.Fatalf("bad file: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if got := sourceRows(t, ent, 0, 1<<62, ""); len(got) != 0 {
@@ -203,8 +204,13 @@ func TestE2ECLIIngestFileAllOrNothing(t *testing.T) {
 	want := "occurred_at_utc,activity_id,operation_id,family,status,enterprise_ref,client_ref,account_ref,counterparty_ref,currency,amount,fee_currency,fee_amount,settled_at_utc,initiated_by,failure_reason,reference\r\n" +
 		"2026-04-01T00:00:00.000Z,0e2e0000-0000-4000-8000-000000000001,0e2e0000-0000-4000-8000-000000000000,deposit,settled," + ent + ",,master-accounts/0e2e0000-0000-4000-8000-000000000002,,USDC,-250.5,,,,users/0e2e0000-0000-4000-8000-000000000003,,\"a,b \"\"q\"\"\nline2\"\r\n" +
 		"2026-04-30T23:59:59.000Z,0e2e0000-0000-4000-8000-000000000002,0e2e0000-0000-4000-8000-000000000000,deposit,settled," + ent + ",,master-accounts/0e2e0000-0000-4000-8000-000000000002,,USDC,0.000000000000000001,,,,users/0e2e0000-0000-4000-8000-000000000003,,'=SUM(A1)\r\n"
-	if r.stdout != want {
-		t.Fatalf("export:\n%q\nwant\n%q", r.stdout, want)
+	if !strings.HasPrefix(r.stdout, want) || strings.Count(r.stdout, "\r\n") != 4 {
+		t.Fatalf("export:\n%q\nwant prefix\n%q and 3 rows", r.stdout, want)
+	}
+	// Loaded rows resolve their client scope (ATTACH PARTITION fires no views).
+	r = mustExportd(t, nil, "export", "--scope", "clients/0e2e0000-0000-4000-8000-0000000000c1", "--from", "2026-04-01T00:00:00Z", "--to", "2026-04-30T23:59:59Z")
+	if rows := parseCSV(t, []byte(r.stdout)); len(rows) != 1 || rows[0][16] != "client row" {
+		t.Fatalf("client export: %q", r.stdout)
 	}
 }
 

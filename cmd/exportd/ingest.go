@@ -93,6 +93,9 @@ func ingestFile(ctx context.Context, s *settings, path string, stderr io.Writer)
 	p := startProgress(stderr, "ingest", rows.Load)
 	st, err := ingest.Load(ctx, s.ch, r, ingest.LoadOptions{Progress: func(n int64) { rows.Store(n) }})
 	p.Stop()
+	if errors.Is(err, ingest.ErrPartialCommit) {
+		return fmt.Errorf("ingest %s: %w", name, err) // says which months landed
+	}
 	if err != nil {
 		return fmt.Errorf("ingest %s: %w (nothing of it was loaded)", name, err)
 	}

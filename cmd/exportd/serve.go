@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -87,8 +88,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := eng.Start(startCtx); err != nil {
 		return err
 	}
+	// Page tokens must verify on every replica: their HMAC key is derived from
+	// the signing key, which replicas share, rather than drawn per process.
+	signingKey, _, err := auth.LoadOrCreateSigningKey(s.SigningKey)
+	if err != nil {
+		return err
+	}
+	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
 	srv, err := server.New(server.Config{Engine: eng, Records: records, Store: store, Verifier: verifier,
-		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst})
+		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
+		PageSecret: pageSecret[:]})
 	if err != nil {
 		return err
 	}
