@@ -41,14 +41,15 @@ Demo enterprise: $ENTERPRISE
 
 export TOKEN='$TOKEN'
 
-# create an export (waits up to 10 s, small ones come back ready):
-curl -sS -X POST $BASE/operations-activity-exports \\
-  -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
-  -d '{"format":"csv","filter_criteria":{"date_from_utc":"2026-04-01T00:00:00Z","date_to_utc":"2026-04-30T23:59:59Z"},"requested_scope":{"kind":"enterprise","ref":"$ENTERPRISE"},"compression":"none"}'
+# create an export (Prefer: wait=30 holds the response up to 30 s: small exports come back "ready"):
+ID=\$(curl -sS -X POST $BASE/operations-activity-exports \\
+  -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -H 'Prefer: wait=30' \\
+  -d '{"format":"csv","filter_criteria":{"date_from_utc":"2026-04-01T00:00:00Z","date_to_utc":"2026-04-30T23:59:59Z"},"requested_scope":{"kind":"enterprise","ref":"$ENTERPRISE"},"compression":"none"}' \\
+  | tee /dev/stderr | sed -n 's/.*"id":"\([^"]*\)".*/\1/p'); echo
 
-# then poll and download it (use the "id" from the response):
-curl -sS $BASE/operations-activity-exports/<id> -H "Authorization: Bearer \$TOKEN"
-curl -sS -o export.csv $BASE/operations-activity-exports/<id>/download -H "Authorization: Bearer \$TOKEN"
+# poll it, then download it:
+curl -sS $BASE/operations-activity-exports/\$ID -H "Authorization: Bearer \$TOKEN"; echo
+curl -sS -o export.csv $BASE/operations-activity-exports/\$ID/download -H "Authorization: Bearer \$TOKEN" && wc -l export.csv
 
 EOT
 exec bin/exportd serve
