@@ -1,0 +1,276 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Outcome is what a finished export tells the controller through [Permit.Release].
+type Outcome struct {
+	// Rows and Bytes are the rows and bytes the export wrote. Rows sizes the export for the
+	// latency normalisation; both feed the throughput in [Stats].
+	Rows  int64
+	Bytes int64
+	// Duration is how long the export held its slot. Zero means the time since Acquire
+	// returned, on the Limiter's clock.
+	Duration time.Duration
+	// Failed marks an export that failed for a reason that may mean overload: an upstream
+	// (ClickHouse) error, a storage error, a timeout. The controller cuts the limit on it.
+	Failed bool
+	// Dropped marks an outcome the controller must not learn from: a cancelled export, a
+	// shutdown, a failure unrelated to load (row limit exceeded, invalid data). The slot is
+	// returned all the same. Dropped wins over Failed.
+	Dropped bool
+}
+
+// Stats is a snapshot of a [Limiter], for metrics and logs.
+type Stats struct {
+	Limit, InFlight, Queued int
+	// Probing is true while the limit is lowered for one window to measure latency at low
+	// concurrency (see the package comment).
+	Probing bool
+	// DrainRate is completions per second while exports run (decayed over about 30s of busy
+	// time), RowsPerSecond and BytesPerSecond the rows and bytes of those completions. All are 0
+	// before the first completion.
+	DrainRate, RowsPerSecond, BytesPerSecond float64
+}
+
+// Limiter admits exports up to an adaptive limit and queues the excess for a bounded time. It is
+// safe for concurrent use. It owns no goroutines; a waiting Acquire is bounded by its context and
+// by Config.QueueTimeout, so there is nothing to close.
+type Limiter struct {
+	cfg Config
+
+	mu       sync.Mutex
+	ctrl     controller
+	drain    drain
+	inFlight int
+	queue    waitQueue
+	last     time.Time // last clock reading, for busy-time accounting
+	reported [3]int    // last values given to OnChange
+}
+
+// New returns a Limiter for cfg, after filling in defaults and validating it.
+func New(cfg Config) (*Limiter, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Limiter{cfg: cfg, ctrl: newController(&cfg), reported: [3]int{-1, -1, -1}}
+	l.last = cfg.Now()
+	l.notifyLocked() // initial gauges; nobody else can hold the lock yet
+	return l, nil
+}
+
+// Permit is one admitted export's slot. Release it exactly once when the export ends, from any
+// goroutine; later calls are ignored.
+type Permit struct {
+	l        *Limiter
+	start    time.Time
+	epoch    uint64
+	released bool // guarded by l.mu
+}
+
+// Acquire returns a permit when a slot is free and no create waits before this one. Otherwise
+// the create joins the back of a FIFO queue and Acquire blocks until a slot is handed to it, ctx
+// ends, or Config.QueueTimeout passes, whichever comes first.
+//
+// When the queue is full, Acquire returns at once, without blocking. Shedding (queue full or
+// timeout) returns an *[OverloadedError] (errors.Is(err, [ErrOverloaded])) whose RetryAfter is
+// derived from the observed drain rate. When ctx ends first, the error wraps ctx.Err(). A waiter
+// that leaves never takes a slot with it: a slot handed to it as it leaves goes to the next
+// waiter. A slot handed over exactly as the queue timeout fires is kept: the create got it within
+// its deadline. If ctx ends just as a slot is handed over, either may win; a caller that gets a
+// permit must release it in any case.
+func (l *Limiter) Acquire(ctx context.Context) (*Permit, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("admission: wait for an export slot: %w", err)
+	}
+	l.mu.Lock()
+	now := l.clockLocked()
+	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+		p := l.admitLocked(now)
+		l.notifyLocked()
+		l.mu.Unlock()
+		return p, nil
+	}
+	l.ctrl.saturated = true
+	if l.queue.len >= l.cfg.QueueSize {
+		err := &OverloadedError{RetryAfter: l.retryAfterLocked(), Reason: ReasonQueueFull}
+		l.mu.Unlock()
+		return nil, err
+	}
+	w := &waiter{ready: make(chan struct{})}
+	l.queue.pushBack(w)
+	l.notifyLocked()
+	l.mu.Unlock()
+
+	timer := time.NewTimer(l.cfg.QueueTimeout)
+	defer timer.Stop()
+	var ctxErr error
+	select {
+	case <-w.ready:
+		return w.permit, nil // set before ready was closed
+	case <-timer.C:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := w.permit; p != nil { // handed a slot while leaving
+		if ctxErr == nil {
+			return p, nil
+		}
+		l.abandonLocked(p)
+	} else {
+		l.queue.remove(w)
+		l.notifyLocked()
+	}
+	if ctxErr != nil {
+		return nil, fmt.Errorf("admission: wait for an export slot: %w", ctxErr)
+	}
+	return nil, &OverloadedError{RetryAfter: l.retryAfterLocked(), Reason: ReasonQueueTimeout}
+}
+
+// TryAcquire returns a permit when a slot is free and no create waits, and false otherwise. It
+// never blocks or queues. Simulations drive the limiter with it; a caller that cannot wait at all
+// may too.
+func (l *Limiter) TryAcquire() (*Permit, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clockLocked()
+	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+		p := l.admitLocked(now)
+		l.notifyLocked()
+		return p, true
+	}
+	l.ctrl.saturated = true
+	return nil, false
+}
+
+// Release returns the slot, hands it to the oldest waiter if the limit allows, and feeds the
+// outcome to the controller. It never blocks beyond the limiter's lock. It is idempotent: only
+// the first call counts. Release on a nil Permit does nothing.
+func (p *Permit) Release(o Outcome) {
+	if p == nil || p.l == nil {
+		return
+	}
+	l := p.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p.released {
+		return
+	}
+	p.released = true
+	now := l.clockLocked()
+	l.inFlight--
+	l.drain.complete(o.Rows, o.Bytes)
+	if !o.Dropped {
+		d := o.Duration
+		if d <= 0 {
+			d = now.Sub(p.start)
+		}
+		l.ctrl.observe(now, o.Rows, d, o.Failed, p.epoch)
+	}
+	l.dispatchLocked(now)
+	l.notifyLocked()
+}
+
+// Limit returns the current adaptive limit, within [Config.Min, Config.Max]. Running exports
+// may exceed it right after it shrinks: they are not preempted, new ones wait.
+func (l *Limiter) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ctrl.Limit()
+}
+
+// InFlight returns the number of permits held.
+func (l *Limiter) InFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight
+}
+
+// Queued returns the number of creates waiting in the queue.
+func (l *Limiter) Queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queue.len
+}
+
+// RetryAfter returns the estimated wait of a create joining the back of the queue now: the same
+// estimate shed creates carry. The server may use it for other 503s caused by load.
+func (l *Limiter) RetryAfter() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clockLocked()
+	return l.retryAfterLocked()
+}
+
+// Stats returns a snapshot of the limiter's state.
+func (l *Limiter) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clockLocked()
+	s := Stats{Limit: l.ctrl.Limit(), InFlight: l.inFlight, Queued: l.queue.len, Probing: l.ctrl.probing}
+	s.DrainRate, s.RowsPerSecond, s.BytesPerSecond = l.drain.rate()
+	return s
+}
+
+// clockLocked reads the clock and accounts the busy time since the last reading. A clock that
+// goes backwards (a fake one) counts as no time passing.
+func (l *Limiter) clockLocked() time.Time {
+	now := l.cfg.Now()
+	if d := now.Sub(l.last); d > 0 {
+		if l.inFlight > 0 {
+			l.drain.advance(d.Seconds())
+		}
+		l.last = now
+	}
+	return now
+}
+
+func (l *Limiter) admitLocked(now time.Time) *Permit {
+	l.inFlight++
+	if l.inFlight >= l.ctrl.Limit() {
+		l.ctrl.saturated = true
+	}
+	return &Permit{l: l, start: now, epoch: l.ctrl.epoch}
+}
+
+// dispatchLocked hands free slots to the oldest waiters, one each: no waiter is woken without a
+// slot.
+func (l *Limiter) dispatchLocked(now time.Time) {
+	for l.queue.len > 0 && l.inFlight < l.ctrl.Limit() {
+		w := l.queue.popFront()
+		w.permit = l.admitLocked(now)
+		close(w.ready)
+	}
+}
+
+// abandonLocked returns the slot of a permit handed to a waiter that left: no learning, no
+// completion counted.
+func (l *Limiter) abandonLocked(p *Permit) {
+	p.released = true
+	l.inFlight--
+	l.dispatchLocked(l.clockLocked())
+	l.notifyLocked()
+}
+
+func (l *Limiter) retryAfterLocked() time.Duration {
+	return l.drain.retryAfter(l.queue.len, l.ctrl.Limit())
+}
+
+func (l *Limiter) notifyLocked() {
+	if l.cfg.OnChange == nil {
+		return
+	}
+	v := [3]int{l.ctrl.Limit(), l.inFlight, l.queue.len}
+	if v != l.reported {
+		l.reported = v
+		l.cfg.OnChange(v[0], v[1], v[2])
+	}
+}
