@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/server/admission"
 	"github.com/exportd/exportd/server/auth"
 )
 
@@ -198,7 +199,11 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	if !covers(p, req.Kind, req.Ref, enterprise, client) {
 		return nil, scopeNotCovered()
 	}
-	x, err := s.cfg.Engine.Submit(ctx, &engine.Export{
+	permit, aerr := s.acquire(ctx)
+	if aerr != nil {
+		return nil, aerr
+	}
+	x, err := s.cfg.Engine.SubmitWith(ctx, &engine.Export{
 		Format:        req.Format,
 		Compression:   req.Compression,
 		DateFrom:      req.DateFrom,
@@ -208,7 +213,7 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		EnterpriseRef: enterprise,
 		ClientRef:     client,
 		GeneratedBy:   p.Subject,
-	})
+	}, func(x *engine.Export, elapsed time.Duration) { permit.Release(outcome(x, elapsed)) })
 	if errors.Is(err, engine.ErrShuttingDown) {
 		return nil, unavailable(reasonShuttingDown, err)
 	}
@@ -216,6 +221,48 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		return nil, dependencyError(err)
 	}
 	return x, nil
+}
+
+// acquire takes an admission permit (nil without admission control): at
+// most the adaptive limit of exports run at once; excess creates queue
+// briefly and are shed with 503 overloaded and a retry hint derived from the
+// observed drain rate.
+func (s *Server) acquire(ctx context.Context) (*admission.Permit, *apiError) {
+	if s.cfg.Admission == nil {
+		return nil, nil
+	}
+	p, err := s.cfg.Admission.Acquire(ctx)
+	if err == nil {
+		return p, nil
+	}
+	var oe *admission.OverloadedError
+	if errors.As(err, &oe) {
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.AdmissionShed.WithLabelValues(oe.Reason).Inc()
+		}
+		e := unavailable(reasonOverloaded, err)
+		e.retryAfterMs = oe.RetryAfterMillis()
+		return nil, e
+	}
+	return nil, unavailable(reasonServiceUnavailable, err)
+}
+
+// outcome tells the admission controller how an export went. Only exports
+// whose cost says something about load are learned from: cancellations,
+// row-limit failures and submits that never ran are dropped.
+func outcome(x *engine.Export, elapsed time.Duration) admission.Outcome {
+	if x == nil {
+		return admission.Outcome{Dropped: true}
+	}
+	o := admission.Outcome{Rows: x.RowCount, Bytes: x.ByteSize, Duration: elapsed}
+	switch {
+	case x.Status == engine.StatusReady:
+	case x.Status == engine.StatusFailed && (x.FailureReason == engine.ReasonUpstream || x.FailureReason == engine.ReasonTimeout):
+		o.Failed = true
+	default:
+		o.Dropped = true
+	}
+	return o
 }
 
 // wait holds the response up to d while the export runs (Prefer: wait) and

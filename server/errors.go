@@ -83,6 +83,7 @@ const (
 
 	reasonServiceUnavailable = "service_temporarily_unavailable"
 	reasonShuttingDown       = "shutting_down"
+	reasonOverloaded         = "overloaded"
 
 	reasonRouteNotFound    = "route_not_found"
 	reasonMethodNotAllowed = "method_not_allowed"

@@ -71,6 +71,7 @@ import (
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/metrics"
+	"github.com/exportd/exportd/server/admission"
 	"github.com/exportd/exportd/server/auth"
 )
 
@@ -94,6 +95,9 @@ type Config struct {
 	// behind one load balancer must share it).
 	PageSecret []byte
 	Now        func() time.Time
+	// Admission, if set, bounds concurrently running exports adaptively;
+	// creates beyond it wait in its queue, then get 503 overloaded.
+	Admission *admission.Limiter
 	// DependencyTimeout bounds each ClickHouse or storage call of a request
 	// (default 30s).
 	DependencyTimeout time.Duration

@@ -22,6 +22,7 @@ import (
 	"github.com/exportd/exportd/ingest"
 	"github.com/exportd/exportd/metrics"
 	"github.com/exportd/exportd/server"
+	"github.com/exportd/exportd/server/admission"
 	"github.com/exportd/exportd/server/auth"
 )
 
@@ -95,7 +96,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
-	srv, err := server.New(server.Config{Engine: eng, Records: records, Store: store, Verifier: verifier,
+	limiter, err := admission.New(admission.Config{
+		Max: s.MaxExports,
+		OnChange: func(limit, inFlight, queued int) {
+			m.AdmissionLimit.Set(float64(limit))
+			m.AdmissionInFlight.Set(float64(inFlight))
+			m.AdmissionQueued.Set(float64(queued))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.AdmissionLimit.Set(float64(limiter.Limit()))
+	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Records: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		PageSecret: pageSecret[:]})
 	if err != nil {
