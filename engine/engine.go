@@ -30,7 +30,10 @@ type Config struct {
 	// Heartbeat is the interval of progress/liveness records (default 5s).
 	Heartbeat time.Duration
 	// StaleAfter is when a running export whose owner stopped beating is
-	// declared failed/shutdown (default 45s; SPEC §6 allows 60s).
+	// declared failed/shutdown (default 30s). With the lost-owner check every
+	// second heartbeat, a dead replica's exports read failed/shutdown within
+	// StaleAfter + 2×Heartbeat (40s by default; SPEC §6 allows 60s), and Get
+	// applies the same rule at once when it reads a stale record.
 	StaleAfter time.Duration
 	Logger     *zap.Logger
 	// OnFinish, if set, observes every export that reaches a final state.
@@ -52,7 +55,7 @@ func (c *Config) setDefaults() {
 		c.Heartbeat = 5 * time.Second
 	}
 	if c.StaleAfter == 0 {
-		c.StaleAfter = 45 * time.Second
+		c.StaleAfter = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -516,10 +519,12 @@ func (e *Engine) background(ctx context.Context) {
 		}
 		n++
 		e.heartbeat(ctx)
-		if n%6 == 0 {
+		if n%2 == 0 {
 			if err := e.recover(ctx, false); err != nil && ctx.Err() == nil {
 				e.log.Warn("lost-owner check", zap.Error(err))
 			}
+		}
+		if n%6 == 0 {
 			e.expire(ctx)
 		}
 	}
