@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math/bits"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/chconn"
@@ -115,8 +118,8 @@ type GenerateStats struct {
 // GenerateInto generates opts.N rows (see Generate) and inserts them into
 // operations_activity, generating the next block while the previous one is
 // sent. The schema must exist (Migrate). progress, if not nil, is called with
-// the cumulative number of rows sent after each block (from the sending
-// goroutine, never concurrently with itself; it must return quickly). Unlike
+// the cumulative number of rows sent after each block, from a sending
+// goroutine, never concurrently with itself; it must return quickly. Unlike
 // Load this is not atomic: on error or cancellation the blocks already sent
 // stay in the table (the data is synthetic; regenerate into a fresh database).
 func GenerateInto(ctx context.Context, cfg chconn.Config, opts GenerateOptions, progress func(int64)) (GenerateStats, error) {
@@ -125,24 +128,57 @@ func GenerateInto(ctx context.Context, cfg chconn.Config, opts GenerateOptions, 
 		return GenerateStats{}, err
 	}
 	opts.setDefaults()
-	client, err := cfg.Dial(ctx)
-	if err != nil {
-		return GenerateStats{}, err
-	}
-	defer client.Close()
+	// Two insert streams: ClickHouse parses and sorts each INSERT on one
+	// thread, and that, not generation, bounds the rate. Blocks are cut from
+	// the single generator sequence under a lock, so the rows (the table's
+	// contents) are the same whatever stream carries them.
+	const streams = 2
 	g := newGenerator(opts)
-	rows, err := insertStream(ctx, client, ActivityTable, func(p *blockPipe) error {
-		for left := opts.N; left > 0; {
-			n := min(left, int64(opts.BlockRows))
-			g.fill(p.cur, int(n))
-			if err := p.flush(); err != nil {
+	var (
+		mu    sync.Mutex // guards g and left
+		pmu   sync.Mutex // serialises progress
+		left  = opts.N
+		total atomic.Int64
+		sent  [streams]int64
+	)
+	eg, gctx := errgroup.WithContext(ctx)
+	for w := 0; w < streams; w++ {
+		eg.Go(func() error {
+			client, err := cfg.Dial(gctx)
+			if err != nil {
 				return err
 			}
-			left -= n
-		}
-		return nil
-	}, progress)
-	return GenerateStats{Rows: rows, Elapsed: time.Since(start)}, err
+			defer client.Close()
+			_, err = insertStream(gctx, client, ActivityTable, func(p *blockPipe) error {
+				for {
+					mu.Lock()
+					n := min(left, int64(opts.BlockRows))
+					left -= n
+					if n > 0 {
+						g.fill(p.cur, int(n))
+					}
+					mu.Unlock()
+					if n == 0 {
+						return nil
+					}
+					if err := p.flush(); err != nil {
+						return err
+					}
+				}
+			}, func(rows int64) {
+				pmu.Lock() // progress is never called concurrently
+				defer pmu.Unlock()
+				total.Add(rows - sent[w])
+				sent[w] = rows
+				if progress != nil {
+					progress(total.Load())
+				}
+			})
+			return err
+		})
+	}
+	err := eg.Wait()
+	return GenerateStats{Rows: total.Load(), Elapsed: time.Since(start)}, err
 }
 
 // ceilMilli returns the first whole millisecond at or after t.
