@@ -37,9 +37,17 @@ fuzz:
 	  done; \
 	done
 
-bench:
+## bench: exportd vs clickhouse-client / HTTP / naive Go, side by side (see bench/README.md)
+BENCHFLAGS ?= -sizes 1e5,1e6,1e7 -runs 3 -out bench/results
+bench: build
 	deploy/scripts/ensure-clickhouse.sh
-	$(GO) run ./bench/throughput
+	$(GO) run ./bench/throughput $(BENCHFLAGS)
+
+## bench-quick: the same at 1e5 and 1e6 rows, one run each
+.PHONY: bench-quick
+bench-quick: build
+	deploy/scripts/ensure-clickhouse.sh
+	$(GO) run ./bench/throughput -sizes 1e5,1e6 -runs 1 -out bench/results/quick
 
 clean:
 	rm -rf bin

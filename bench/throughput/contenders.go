@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// measurement is one run of one contender.
+type measurement struct {
+	Elapsed     time.Duration
+	Path        string // the output file, removed after checking
+	Bytes       int64  // output size
+	Rows        int64  // data rows the contender reported (-1: not reported)
+	PeakRSS     int64  // bytes: ru_maxrss of a child, or VmHWM of exportd serve
+	SampledPeak int64  // exportd serve: peak of the 5 ms VmRSS sampler
+	AboveIdle   int64  // exportd serve: PeakRSS minus its idle RSS
+}
+
+// contender is one way of exporting the rows.
+type contender struct {
+	Key   string
+	Name  string
+	Group string // "clickhouse", "baseline" or "exportd"
+	CSV   bool   // uncompressed CSV with a header: its records are counted
+	run   func(ctx context.Context, out string) (measurement, error)
+}
+
+// Contender keys; the targets refer to them.
+const (
+	keyNull    = "null"
+	keyNative  = "native"
+	keyCHCSV   = "chcsv"
+	keyHTTPCSV = "httpcsv"
+	keyNaive   = "naive"
+	keyCLI     = "cli"
+	keyAPINone = "api-none"
+	keyAPIZstd = "api-zstd"
+	keyAPIGzip = "api-gzip"
+)
+
+// contenders lists them for one prepared database.
+func (h *harness) contenders(db, enterprise string, srv *server) []contender {
+	chArgs := func(format string) []string {
+		return []string{"--port", h.chPort(), "--database", db, "--query", exportQuery(enterprise, format)}
+	}
+	clientTo := func(format string) func(context.Context, string) (measurement, error) {
+		return func(ctx context.Context, out string) (measurement, error) {
+			return h.toFile(ctx, out, nil, h.chc, chArgs(format)...)
+		}
+	}
+	env := []string{"EXPORTD_CLICKHOUSE_DSN=" + h.dsn(db)}
+	api := func(compression string) func(context.Context, string) (measurement, error) {
+		return func(ctx context.Context, _ string) (measurement, error) { return srv.export(ctx, compression) }
+	}
+	httpName := "ClickHouse HTTP CSVWithNames (curl)"
+	if h.curl == "" {
+		httpName = "ClickHouse HTTP CSVWithNames (Go net/http, no curl)"
+	}
+	return []contender{
+		{Key: keyNull, Name: "clickhouse-client FORMAT Null (floor, no file)", Group: "clickhouse", run: clientTo("Null")},
+		{Key: keyNative, Name: "clickhouse-client FORMAT Native", Group: "clickhouse", run: clientTo("Native")},
+		{Key: keyCHCSV, Name: "clickhouse-client FORMAT CSVWithNames", Group: "clickhouse", CSV: true, run: clientTo("CSVWithNames")},
+		{Key: keyHTTPCSV, Name: httpName, Group: "clickhouse", CSV: true, run: func(ctx context.Context, out string) (measurement, error) {
+			return h.httpCSV(ctx, db, exportQuery(enterprise, "CSVWithNames"), out)
+		}},
+		{Key: keyNaive, Name: "naive Go (clickhouse-go Scan + encoding/csv)", Group: "baseline", CSV: true,
+			run: func(ctx context.Context, out string) (measurement, error) {
+				return h.toFile(ctx, out, nil, h.naive, "--addr", h.ch.TCPAddr, "--database", db, "--enterprise", enterprise,
+					"--from-ms", strconv.FormatInt(rangeFrom.UnixMilli(), 10), "--to-ms", strconv.FormatInt(rangeTo.UnixMilli(), 10),
+					"--out", out)
+			}},
+		{Key: keyCLI, Name: "exportd export --out (CLI)", Group: "exportd", CSV: true,
+			run: func(ctx context.Context, out string) (measurement, error) {
+				return h.toFile(ctx, out, env, h.exportd, "export", "--scope", enterprise,
+					"--from", rangeFrom.Format(rfc3339Milli), "--to", rangeTo.Format(rfc3339Milli), "--compression", "none", "--out", out)
+			}},
+		{Key: keyAPINone, Name: "exportd API, compression none", Group: "exportd", CSV: true, run: api("none")},
+		{Key: keyAPIZstd, Name: "exportd API, compression zstd", Group: "exportd", run: api("zstd")},
+		{Key: keyAPIGzip, Name: "exportd API, compression gzip", Group: "exportd", run: api("gzip")},
+	}
+}
+
+// toFile times a child that produces out: either the child writes out itself
+// (its arguments name it) or, when they do not, its stdout is redirected to
+// out as a shell's `> out` would.
+func (h *harness) toFile(ctx context.Context, out string, env []string, name string, args ...string) (measurement, error) {
+	var stdout *os.File
+	if !slices.Contains(args, out) {
+		f, err := os.Create(out)
+		if err != nil {
+			return measurement{}, err
+		}
+		defer f.Close()
+		stdout = f
+	}
+	res, err := runTimed(ctx, env, stdout, name, args...)
+	if err != nil {
+		return measurement{}, err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return measurement{}, fmt.Errorf("%s wrote no %s: %w", filepath.Base(name), out, err)
+	}
+	return measurement{Elapsed: res.Elapsed, Path: out, Bytes: st.Size(), Rows: -1, PeakRSS: res.MaxRSS}, nil
+}
+
+// httpCSV fetches the query through ClickHouse's HTTP interface with curl,
+// or with Go's net/http when curl is missing (the timing then includes no
+// process start, and the RSS is not measured).
+func (h *harness) httpCSV(ctx context.Context, db, query, out string) (measurement, error) {
+	u := "http://" + h.ch.HTTPAddr + "/?database=" + db
+	if h.curl != "" {
+		return h.toFile(ctx, out, nil, h.curl, "-sS", "--fail", "-o", out, "--data-binary", query, u)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer f.Close()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(query))
+	if err != nil {
+		return measurement{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return measurement{}, fmt.Errorf("ClickHouse HTTP: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return measurement{}, fmt.Errorf("ClickHouse HTTP: status %d: %s", resp.StatusCode, b)
+	}
+	n, err := io.Copy(f, resp.Body)
+	if err != nil {
+		return measurement{}, fmt.Errorf("ClickHouse HTTP: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return measurement{}, err
+	}
+	return measurement{Elapsed: time.Since(start), Path: out, Bytes: n, Rows: -1}, nil
+}
