@@ -30,6 +30,7 @@ type drain struct {
 	completed float64 // decayed completions
 	rows      float64 // decayed rows of completed exports
 	bytes     float64 // decayed bytes of completed exports
+	held      float64 // decayed seconds the completed exports held their slots
 }
 
 // advance accounts for secs seconds of busy time.
@@ -41,15 +42,26 @@ func (d *drain) advance(secs float64) {
 	d.completed *= f
 	d.rows *= f
 	d.bytes *= f
+	d.held *= f
 	d.weight = d.weight*f + drainTau*(1-f)
 	d.busy += secs
 }
 
-// complete records one completion.
-func (d *drain) complete(rows, bytes int64) {
+// complete records one completion of an export that held its slot for held seconds.
+func (d *drain) complete(rows, bytes int64, held float64) {
 	d.completed++
 	d.rows += float64(max(rows, 0))
 	d.bytes += float64(max(bytes, 0))
+	d.held += max(held, 0)
+}
+
+// meanHeld returns the mean time, in seconds, the recent completions held their slots (decayed
+// like the rates); 0 before the first completion.
+func (d *drain) meanHeld() float64 {
+	if d.completed == 0 {
+		return 0
+	}
+	return d.held / d.completed
 }
 
 // rate returns completions, rows and bytes per busy second; all zero before the first completion.
@@ -74,6 +86,22 @@ func (d *drain) retryAfter(ahead, limit int) time.Duration {
 		secs = float64(ahead+1) * max(d.busy, 1) / float64(max(limit, 1))
 	}
 	return clampDuration(secs, minRetryAfter, maxRetryAfter)
+}
+
+// predictedWait returns the mean and the standard deviation, in seconds, of the wait of a create
+// that finds ahead creates queued before it, and false before the first completion (no rate to
+// predict with). The create needs ahead+1 completions; modelling completions as a Poisson process
+// at the drain rate r, its wait is Gamma(ahead+1, r): mean (ahead+1)/r, standard deviation
+// sqrt(ahead+1)/r. Many slots finishing exports of varied sizes complete nearly independently,
+// which is what makes the Poisson model fit; with one slot and exports of equal size it
+// overstates the spread, which errs on the side of shedding early.
+func (d *drain) predictedWait(ahead int) (mean, sd float64, ok bool) {
+	r, _, _ := d.rate()
+	if r <= 0 {
+		return 0, 0, false
+	}
+	k := float64(ahead + 1)
+	return k / r, math.Sqrt(k) / r, true
 }
 
 func clampDuration(secs float64, lo, hi time.Duration) time.Duration {

@@ -12,13 +12,20 @@ import (
 // drainAt holds one slot for every, again and again, for the given busy time.
 func drainAt(t *testing.T, l *Limiter, clk *fakeClock, every, span time.Duration) {
 	t.Helper()
+	drainHeld(t, l, clk, every, 0, span)
+}
+
+// drainHeld is drainAt with exports that report holding their slot for held (0: every), as if
+// held/every slots were draining in turn: a completion every every, each export held long.
+func drainHeld(t *testing.T, l *Limiter, clk *fakeClock, every, held, span time.Duration) {
+	t.Helper()
 	for end := clk.Now().Add(span); clk.Now().Before(end); {
 		p, ok := l.TryAcquire()
 		if !ok {
 			t.Fatal("no free slot")
 		}
 		clk.Advance(every)
-		p.Release(Outcome{Rows: 1000, Bytes: 100_000, Dropped: true})
+		p.Release(Outcome{Rows: 1000, Bytes: 100_000, Duration: held, Dropped: true})
 	}
 }
 
@@ -91,9 +98,10 @@ func TestRetryAfterBounds(t *testing.T) {
 
 // TestRetryAfterGrowsWithQueue queues waiters behind a drain of 2 per second: each one more
 // ahead adds half a second, and a create shed at the full queue is told the whole queue's wait.
+// The exports run 10s each, so that the predicted waits are short enough to queue.
 func TestRetryAfterGrowsWithQueue(t *testing.T) {
 	l, clk := newFakeLimiter(t, Config{Max: 1, QueueSize: 3, QueueTimeout: time.Minute})
-	drainAt(t, l, clk, 500*time.Millisecond, time.Minute)
+	drainHeld(t, l, clk, 500*time.Millisecond, 10*time.Second, time.Minute)
 	held, _ := l.TryAcquire()
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,10 @@ var ErrOverloaded = errors.New("overloaded")
 const (
 	ReasonQueueFull    = "queue_full"    // every slot busy and the queue full: shed at once
 	ReasonQueueTimeout = "queue_timeout" // waited QueueTimeout in the queue without a slot
+	// ReasonPredictedWait: every slot busy, and the drain rate predicts that a create joining the
+	// queue would wait longer than a typical export runs, or likely past QueueTimeout: shed at
+	// once rather than queued for a long wait or shed at the deadline.
+	ReasonPredictedWait = "predicted_wait"
 )
 
 // OverloadedError is returned when a create is shed. It matches [ErrOverloaded].
@@ -21,7 +25,7 @@ type OverloadedError struct {
 	// RetryAfter is the estimated time until a create joining the back of the queue now would
 	// get a slot: the work ahead of it divided by the observed drain rate, within 100ms-60s.
 	RetryAfter time.Duration
-	// Reason is ReasonQueueFull or ReasonQueueTimeout.
+	// Reason is ReasonQueueFull, ReasonPredictedWait or ReasonQueueTimeout.
 	Reason string
 }
 

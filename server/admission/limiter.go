@@ -77,7 +77,9 @@ type Permit struct {
 // the create joins the back of a FIFO queue and Acquire blocks until a slot is handed to it, ctx
 // ends, or Config.QueueTimeout passes, whichever comes first.
 //
-// When the queue is full, Acquire returns at once, without blocking. Shedding (queue full or
+// When the queue is full, or when the drain rate predicts that this create would wait too long
+// (longer than a typical export runs, or likely past Config.QueueTimeout: see the package
+// comment), Acquire returns at once, without blocking. Shedding (queue full, predicted wait or
 // timeout) returns an *[OverloadedError] (errors.Is(err, [ErrOverloaded])) whose RetryAfter is
 // derived from the observed drain rate. When ctx ends first, the error wraps ctx.Err(). A waiter
 // that leaves never takes a slot with it: a slot handed to it as it leaves goes to the next
@@ -97,8 +99,15 @@ func (l *Limiter) Acquire(ctx context.Context) (*Permit, error) {
 		return p, nil
 	}
 	l.ctrl.saturated = true
-	if l.queue.len >= l.cfg.QueueSize {
-		err := &OverloadedError{RetryAfter: l.retryAfterLocked(), Reason: ReasonQueueFull}
+	reason := ""
+	switch {
+	case l.queue.len >= l.cfg.QueueSize:
+		reason = ReasonQueueFull
+	case l.waitTooLongLocked():
+		reason = ReasonPredictedWait
+	}
+	if reason != "" {
+		err := &OverloadedError{RetryAfter: l.retryAfterLocked(), Reason: reason}
 		l.mu.Unlock()
 		return nil, err
 	}
@@ -167,12 +176,12 @@ func (p *Permit) Release(o Outcome) {
 	p.released = true
 	now := l.clockLocked()
 	l.inFlight--
-	l.drain.complete(o.Rows, o.Bytes)
+	d := o.Duration
+	if d <= 0 {
+		d = now.Sub(p.start)
+	}
+	l.drain.complete(o.Rows, o.Bytes, d.Seconds())
 	if !o.Dropped {
-		d := o.Duration
-		if d <= 0 {
-			d = now.Sub(p.start)
-		}
 		l.ctrl.observe(now, o.Rows, d, o.Failed, p.epoch)
 	}
 	l.dispatchLocked(now)
@@ -258,6 +267,33 @@ func (l *Limiter) abandonLocked(p *Permit) {
 	l.inFlight--
 	l.dispatchLocked(l.clockLocked())
 	l.notifyLocked()
+}
+
+// A create joins the queue only if its predicted wait is short on two counts (see the package
+// comment). queueWaitExports bounds the mean predicted wait in mean export durations: one
+// duration at most, so that a queued export's completion time at most about doubles while the
+// queue still holds the next export for every slot that frees up (at saturation the bound works
+// out at about one waiter per running export). predictSigmas is how many standard deviations of
+// the predicted wait must still fit within QueueTimeout: a create queued with a mean wait just
+// under the deadline would time out about half the time, after holding its connection for the
+// whole deadline, a slow shed that an immediate retry hint serves better; with two standard
+// deviations of margin a few percent of the queued creates time out (the Gamma wait's upper
+// tail), well under 1% of the sheds at 10x load.
+const (
+	queueWaitExports = 1.0
+	predictSigmas    = 2.0
+)
+
+// waitTooLongLocked reports whether a create joining the back of the queue now would wait too
+// long: its predicted mean wait exceeds queueWaitExports mean export durations, or the mean plus
+// predictSigmas standard deviations exceeds Config.QueueTimeout. Before the first completion
+// nothing is predicted; the deadline alone decides.
+func (l *Limiter) waitTooLongLocked() bool {
+	mean, sd, ok := l.drain.predictedWait(l.queue.len)
+	if !ok {
+		return false
+	}
+	return mean > queueWaitExports*l.drain.meanHeld() || mean+predictSigmas*sd > l.cfg.QueueTimeout.Seconds()
 }
 
 func (l *Limiter) retryAfterLocked() time.Duration {

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"math"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/source"
+	"github.com/exportd/exportd/engine/storage"
+	"github.com/exportd/exportd/metrics"
+	"github.com/exportd/exportd/server/admission"
+	"github.com/exportd/exportd/server/auth"
+)
+
+// newAdmissionEnv is newEnv with an admission limiter in front of the engine (envOptions has no
+// such field; the server here is built the same way, with lim as Config.Admission).
+func newAdmissionEnv(t *testing.T, reader engine.Reader, lim *admission.Limiter) (*env, prometheus.Gatherer) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "keys", "signing.pem")
+	key, kid, err := auth.LoadOrCreateSigningKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: keyPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { verifier.Close() })
+	store, err := storage.NewFile(filepath.Join(dir, "exports"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := engine.NewRecords(pool)
+	clk := &clock{}
+	core, logs := observer.New(zap.InfoLevel)
+	eng, err := engine.New(engine.Config{Reader: reader, Records: records, Store: store, Now: clk.now, Logger: zap.New(core).Named("engine")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	srv, err := New(Config{Engine: eng, Admission: lim, Records: records, Store: store, Verifier: verifier,
+		Logger: zap.New(core), Metrics: m, Now: clk.now, DependencyTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	e := &env{t: t, srv: srv, eng: eng, metrics: m, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
+		client: &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: time.Minute}}
+	t.Cleanup(func() {
+		e.dumpLogs()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		e.client.CloseIdleConnections()
+		gctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		eng.Shutdown(gctx)
+	})
+	return e, reg
+}
+
+// counterValue returns the value of the counter name with the label pair, 0 if absent.
+func counterValue(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// TestOverloaded fills the only export slot (Max 1, no queue) with an export that parks until
+// cancelled: the next create is shed with 503 overloaded and the exact envelope (SPEC §1, §6),
+// counted by reason, without taking a slot; once the slot is free, creates are admitted again.
+func TestOverloaded(t *testing.T) {
+	lim, err := admission.New(admission.Config{Max: 1, QueueSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := &blockingReader{Reader: source.New(chCfg, source.Options{})}
+	e, reg := newAdmissionEnv(t, reader, lim)
+	busy, free := newTenant(), newTenant()
+	reader.blockEnterprise(busy.ent)
+	tok := e.token(newUser(), capsAll, busy.ent+":subtree", free.ent+":subtree")
+	wait0 := map[string]string{"Prefer": "wait=0"}
+
+	parked := e.create(tok, createBody("enterprise", busy.ent, aprFrom, aprTo, ""), wait0)
+	if lim.InFlight() != 1 {
+		t.Fatalf("InFlight %d with one export running, want 1", lim.InFlight())
+	}
+
+	for range 3 {
+		start := time.Now()
+		r := e.do("POST", exportsPath, tok, createBody("enterprise", free.ent, aprFrom, aprTo, ""), wait0)
+		elapsed := time.Since(start)
+		details := wantError(t, r, http.StatusServiceUnavailable, "temporarily_unavailable",
+			"Service is temporarily unavailable.", "overloaded")
+		keys := make([]string, 0, len(details))
+		for k := range details {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, []string{"reason", "retry_after_ms"}) {
+			t.Errorf("details %v, want exactly reason and retry_after_ms", details)
+		}
+		ms := num(t, details["retry_after_ms"]) // fails unless an integer
+		if ms <= 0 {
+			t.Fatalf("details.retry_after_ms %d: want a positive integer", ms)
+		}
+		want := strconv.FormatInt(int64(math.Ceil(float64(ms)/1000)), 10)
+		if got := r.header.Get("Retry-After"); got != want || want == "0" {
+			t.Errorf("Retry-After %q with retry_after_ms %d, want %s (ceil, at least 1)", got, ms, want)
+		}
+		if elapsed > 2*time.Second {
+			t.Errorf("a shed without a queue took %s", elapsed)
+		}
+	}
+	if got := counterValue(t, reg, "exportd_admission_shed_total", "reason", admission.ReasonQueueFull); got != 3 {
+		t.Errorf("exportd_admission_shed_total{reason=queue_full} = %v, want 3", got)
+	}
+	if lim.InFlight() != 1 {
+		t.Fatalf("InFlight %d after sheds, want 1: a shed must not take a slot", lim.InFlight())
+	}
+	// The shed creates left no export behind: the caller sees only the parked one.
+	l := e.do("GET", exportsPath, tok, "", nil)
+	if l.status != http.StatusOK || strings.Count(string(l.body), `"id":`) != 1 {
+		t.Fatalf("list after sheds: %d %s", l.status, l.body)
+	}
+
+	// Cancelling the parked export frees its slot.
+	id := parked["id"].(string)
+	if c := e.do("POST", exportsPath+"/"+id+"/cancel", tok, "", nil); c.status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", c.status, c.body)
+	}
+	eventually(t, "the cancelled export's slot", func() bool { return lim.InFlight() == 0 })
+	m := e.create(tok, createBody("enterprise", free.ent, aprFrom, aprTo, ""), nil)
+	if m["status"] != "ready" {
+		t.Fatalf("create after the slot freed: %v", m)
+	}
+}
+
+// eventually polls cond until it holds, failing the test after 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
