@@ -284,6 +284,14 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 		return nil, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	res, err := Pipe(ctx, reader, q, plan, x.Compression, e.cfg.MaxRows, w, cnt)
+	if err == nil {
+		// Another replica may have ended the export while it ran (a cancel
+		// sent through it, or a lost-owner verdict); the heartbeat learns of
+		// that only every few seconds. Look once more before the artefact
+		// becomes visible, so that such an export never turns ready or leaves
+		// a file behind.
+		err = e.endedElsewhere(ctx, x.ID)
+	}
 	if err != nil {
 		if aerr := w.Abort(); aerr != nil {
 			e.log.Error("abort artefact", zap.String("export_id", x.ID), zap.Error(aerr))
@@ -294,6 +302,23 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 		return nil, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	return &res, nil
+}
+
+// endedElsewhere reports, as the cause to stop a local job with, a final
+// state that another replica recorded for it: errCancelled for a cancel
+// sent through another replica, errShutdown when another replica declared
+// this one lost. Nil when the record is still pending or running, or
+// cannot be read (the job goes on; the next look decides).
+func (e *Engine) endedElsewhere(ctx context.Context, id string) error {
+	stored, err := e.cfg.Records.Get(ctx, id)
+	switch {
+	case err != nil || !Terminal(stored.Status):
+		return nil
+	case stored.Status == StatusCancelled:
+		return errCancelled
+	default:
+		return errShutdown
+	}
 }
 
 // FailureReason maps an export error to its failure_reason (SPEC §6).
@@ -545,8 +570,8 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		}
 		id := j.exp.ID
 		j.mu.Unlock()
-		if stored, err := e.cfg.Records.Get(ctx, id); err == nil && stored.Status == StatusCancelled {
-			j.cancel(errCancelled)
+		if cause := e.endedElsewhere(ctx, id); cause != nil {
+			j.cancel(cause)
 			continue
 		}
 		j.mu.Lock()

@@ -39,7 +39,8 @@ func fromMs(v int64) time.Time {
 }
 
 // Put appends e as a new version. The caller owns e.Version ordering:
-// versions of one export must increase.
+// versions of one export must increase. A final version is never
+// superseded by a pending or running one (see newestFirst).
 func (r *Records) Put(ctx context.Context, e *Export) error {
 	batch, err := r.conn.PrepareBatch(ctx, "INSERT INTO operations_activity_exports ("+recordColumns+")")
 	if err != nil {
@@ -87,9 +88,17 @@ func (r *Records) query(ctx context.Context, q string, args ...any) ([]*Export, 
 	return out, nil
 }
 
-// Get returns the latest version of an export, or ErrNotFound.
+// newestFirst orders the versions of one export so that the current one
+// comes first: a final version (ready, failed, cancelled, expired) outranks
+// every pending or running one, then the highest version wins. Replicas
+// append versions without coordination, so the owner's heartbeat (running)
+// can land just after another replica recorded a cancellation or a
+// lost-owner failure; a final state must never be undone by it.
+const newestFirst = `status IN ('pending', 'running'), version DESC`
+
+// Get returns the current version of an export (see newestFirst), or ErrNotFound.
 func (r *Records) Get(ctx context.Context, id string) (*Export, error) {
-	out, err := r.query(ctx, "SELECT "+recordColumns+" FROM operations_activity_exports WHERE id = ? ORDER BY version DESC LIMIT 1", id)
+	out, err := r.query(ctx, "SELECT "+recordColumns+" FROM operations_activity_exports WHERE id = ? ORDER BY "+newestFirst+" LIMIT 1", id)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +108,8 @@ func (r *Records) Get(ctx context.Context, id string) (*Export, error) {
 	return out[0], nil
 }
 
-// latest is a subquery yielding the latest version of every export.
-const latest = `SELECT ` + recordColumns + ` FROM operations_activity_exports ORDER BY id, version DESC LIMIT 1 BY id`
+// latest is a subquery yielding the current version of every export.
+const latest = `SELECT ` + recordColumns + ` FROM operations_activity_exports ORDER BY id, ` + newestFirst + ` LIMIT 1 BY id`
 
 // Visibility is an SQL-free description of what a caller may see: exports
 // whose scope_ref is in Refs, whose enterprise_ref is in Enterprises, or
