@@ -74,6 +74,11 @@ type Engine struct {
 	mu       sync.Mutex
 	jobs     map[string]*job
 	draining bool
+	// unsaved holds final states whose record could not be written
+	// (ClickHouse unreachable). They are served from here and retried by the
+	// background loop, so that a job that failed because ClickHouse went
+	// away does not later read failed/shutdown (or, if ready, orphan its file).
+	unsaved map[string]*Export
 
 	wg       sync.WaitGroup // jobs
 	bgCancel context.CancelFunc
@@ -101,7 +106,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: Reader, Records and Store are required")
 	}
 	cfg.setDefaults()
-	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{}}, nil
+	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{},
+		unsaved: map[string]*Export{}}, nil
 }
 
 // Owner returns this replica's id.
@@ -137,10 +143,7 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 	}
 	now := e.cfg.Now()
 	for _, x := range list {
-		e.mu.Lock()
-		_, local := e.jobs[x.ID]
-		e.mu.Unlock()
-		if local {
+		if e.owns(x.ID) {
 			continue
 		}
 		stale := now.Sub(x.Heartbeat) > e.cfg.StaleAfter
@@ -150,10 +153,42 @@ func (e *Engine) recover(ctx context.Context, atStart bool) error {
 		if err := e.finishRemote(ctx, x, StatusFailed, ReasonShutdown); err != nil {
 			return err
 		}
+		e.discard(ctx, x)
 		e.log.Info("export state", zap.String("export_id", x.ID), zap.String("status", StatusFailed),
 			zap.String("failure_reason", ReasonShutdown), zap.String("previous_owner", x.Owner))
 	}
 	return nil
+}
+
+// owns reports whether this replica holds the current state of an export:
+// a job of its own, or a final state it has yet to record.
+func (e *Engine) owns(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, local := e.jobs[id]
+	_, unsaved := e.unsaved[id]
+	return local || unsaved
+}
+
+// discarder is implemented by stores that can remove what a dead writer of
+// an object left behind (the file store: its temp files), at once rather
+// than after Sweep's age. It must never touch a committed object.
+type discarder interface {
+	Discard(ctx context.Context, name string) error
+}
+
+// discard removes the leftovers of a lost export's writer (SPEC §6: once
+// an export has ended nothing of it remains unless it is ready). The writer
+// is gone (its process died or stopped beating); should it still be alive,
+// its commit fails instead of exposing a file.
+func (e *Engine) discard(ctx context.Context, x *Export) {
+	d, ok := e.cfg.Store.(discarder)
+	if !ok {
+		return
+	}
+	if err := d.Discard(ctx, x.ObjectName()); err != nil {
+		e.log.Warn("discard leftovers of a lost export", zap.String("export_id", x.ID), zap.Error(err))
+	}
 }
 
 func (e *Engine) finishRemote(ctx context.Context, x *Export, status, reason string) error {
@@ -372,7 +407,11 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 	pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if perr := e.cfg.Records.Put(pctx, &rec); perr != nil {
-		e.log.Error("record final state", zap.String("export_id", rec.ID), zap.Error(perr))
+		e.log.Warn("record final state; kept to retry", zap.String("export_id", rec.ID), zap.Error(perr))
+		saved := rec
+		e.mu.Lock()
+		e.unsaved[rec.ID] = &saved
+		e.mu.Unlock()
 	}
 	fields := []zap.Field{zap.String("export_id", rec.ID), zap.String("status", rec.Status),
 		zap.Int64("row_count", rec.RowCount), zap.Int64("byte_size", rec.ByteSize),
@@ -412,11 +451,47 @@ func (e *Engine) Get(ctx context.Context, id string) (*Export, error) {
 	if j := e.local(id); j != nil {
 		return j.snapshot(), nil
 	}
+	if x := e.unsavedState(id); x != nil {
+		return e.view(ctx, x), nil
+	}
 	x, err := e.cfg.Records.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return e.view(ctx, x), nil
+}
+
+// unsavedState returns a copy of a final state not yet recorded, or nil.
+func (e *Engine) unsavedState(id string) *Export {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x := e.unsaved[id]; x != nil {
+		y := *x
+		return &y
+	}
+	return nil
+}
+
+// saveUnsaved retries recording the final states kept by finish.
+func (e *Engine) saveUnsaved(ctx context.Context) {
+	e.mu.Lock()
+	list := make([]*Export, 0, len(e.unsaved))
+	for _, x := range e.unsaved {
+		list = append(list, x)
+	}
+	e.mu.Unlock()
+	for _, x := range list {
+		if err := e.cfg.Records.Put(ctx, x); err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("record final state", zap.String("export_id", x.ID), zap.Error(err))
+			}
+			return // still unreachable: try again at the next beat
+		}
+		e.mu.Lock()
+		delete(e.unsaved, x.ID)
+		e.mu.Unlock()
+		e.log.Info("recorded final state", zap.String("export_id", x.ID), zap.String("status", x.Status))
+	}
 }
 
 // view applies time-based transitions to a stored record.
@@ -425,9 +500,10 @@ func (e *Engine) view(ctx context.Context, x *Export) *Export {
 	switch {
 	case x.Status == StatusReady && !x.ExpiresAt.IsZero() && !now.Before(x.ExpiresAt):
 		x.Status = StatusExpired
-	case !Terminal(x.Status) && now.Sub(x.Heartbeat) > e.cfg.StaleAfter && e.local(x.ID) == nil:
+	case !Terminal(x.Status) && now.Sub(x.Heartbeat) > e.cfg.StaleAfter && !e.owns(x.ID):
 		if err := e.finishRemote(ctx, x, StatusFailed, ReasonShutdown); err == nil {
 			x.Status, x.FailureReason, x.FinishedAt = StatusFailed, ReasonShutdown, now.UTC()
+			e.discard(ctx, x)
 		}
 	}
 	return x
@@ -443,6 +519,9 @@ func (e *Engine) List(ctx context.Context, v Visibility, after *Cursor, limit in
 		if j := e.local(x.ID); j != nil {
 			list[i] = j.snapshot()
 			continue
+		}
+		if u := e.unsavedState(x.ID); u != nil {
+			x = u
 		}
 		list[i] = e.view(ctx, x)
 	}
@@ -528,6 +607,11 @@ func (e *Engine) Shutdown(ctx context.Context) {
 		e.bgCancel()
 	}
 	e.bgWG.Wait()
+	// A last try for final states ClickHouse did not take; what is still
+	// unsaved after it is declared failed/shutdown by the next replica.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.saveUnsaved(sctx)
 }
 
 // background runs heartbeats (progress, liveness, remote cancellation),
@@ -543,6 +627,7 @@ func (e *Engine) background(ctx context.Context) {
 		case <-tick.C:
 		}
 		n++
+		e.saveUnsaved(ctx)
 		e.heartbeat(ctx)
 		if n%2 == 0 {
 			if err := e.recover(ctx, false); err != nil && ctx.Err() == nil {

@@ -231,6 +231,31 @@ func (f *File) Check(_ context.Context) error {
 	return os.Remove(tmp.Name())
 }
 
+// Discard removes the temp files of writers of name (a committed object is
+// left alone). The engine calls it for an export whose writer is known to
+// be gone: a replica restarting after a crash, or one declaring another
+// replica's export lost. A writer that was in fact still alive then fails
+// at Commit (its temp file is gone) rather than exposing anything.
+func (f *File) Discard(_ context.Context, name string) error {
+	if _, err := f.path(name); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return fmt.Errorf("read storage directory: %w", err)
+	}
+	prefix := tempPrefix + name + "-"
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(f.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove temp %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
 // Sweep removes temp files not modified for age: a live writer keeps
 // touching its file, so an old temp file belongs to a writer that died.
 func (f *File) Sweep(_ context.Context, age time.Duration) (int, error) {
