@@ -28,6 +28,13 @@ e2e:
 	deploy/scripts/ensure-clickhouse.sh
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/... ./server/...
 
+## faults: the fault-injection suite against real processes (ClickHouse killed mid-export and at create,
+## exportd SIGKILLed mid-export, ENOSPC on a tmpfs, stalled and vanishing downloads); part of make test too
+.PHONY: faults
+faults:
+	deploy/scripts/ensure-clickhouse.sh
+	$(GO) test -race -count=1 -run 'Fault' ./cmd/exportd/ ./engine/
+
 ## fuzz: each fuzz target for a bounded time
 FUZZTIME ?= 20s
 fuzz:
