@@ -65,8 +65,14 @@ func Open(rawURL string) (Store, error) {
 			return nil, errors.New("parse storage URL: file:// needs a path")
 		}
 		return NewFile(p)
+	case "s3":
+		cfg, err := ParseS3URL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return NewS3(context.Background(), cfg)
 	default:
-		return nil, fmt.Errorf("parse storage URL: unsupported scheme %q (want file://)", u.Scheme)
+		return nil, fmt.Errorf("parse storage URL: unsupported scheme %q (want file:// or s3://)", u.Scheme)
 	}
 }
 
