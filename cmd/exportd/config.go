@@ -156,7 +156,7 @@ func parseSettings(fs *flag.FlagSet, args []string, names ...string) (*settings,
 			v = st.def // a setting this subcommand does not take
 		}
 		if err := st.parse(v); err != nil {
-			return nil, fmt.Errorf("invalid setting %s (--%s) = %q: %v", st.env, st.flag, v, err)
+			return nil, fmt.Errorf("invalid setting %s (--%s) = %q: %v", st.env, st.flag, redactUserinfo(v), err)
 		}
 	}
 	if s.ReplicaID == "" {
@@ -164,4 +164,20 @@ func parseSettings(fs *flag.FlagSet, args []string, names ...string) (*settings,
 		s.ReplicaID = host + "/" + s.HTTPAddr
 	}
 	return s, nil
+}
+
+// redactUserinfo hides the credentials of a URL-like value (a DSN's
+// password) in messages: everything between "://" and the last "@". It
+// works on text that does not parse as a URL too, which is when it is
+// printed.
+func redactUserinfo(v string) string {
+	i := strings.Index(v, "://")
+	if i < 0 {
+		return v
+	}
+	at := strings.LastIndex(v, "@")
+	if at < i {
+		return v
+	}
+	return v[:i+3] + "REDACTED" + v[at:]
 }

@@ -32,6 +32,11 @@ type Config struct {
 func ParseDSN(dsn string) (Config, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
+		// url.Error repeats the whole DSN, password included: keep the cause only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return Config{}, fmt.Errorf("parse ClickHouse DSN: %w", err)
 	}
 	if u.Scheme != "clickhouse" && u.Scheme != "tcp" {
@@ -41,8 +46,16 @@ func ParseDSN(dsn string) (Config, error) {
 		return Config{}, errors.New("parse ClickHouse DSN: missing host")
 	}
 	c := Config{Addr: u.Host, Database: strings.Trim(u.Path, "/"), User: "default"}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 		c.Addr = net.JoinHostPort(u.Hostname(), "9000")
+	} else if port == "" || u.Hostname() == "" {
+		return Config{}, errors.New("parse ClickHouse DSN: empty host or port")
+	}
+	// A password with an unescaped '/' ends the authority early: the rest,
+	// password included, would become the database (and be logged). Refuse
+	// it without echoing it.
+	if strings.ContainsAny(c.Database, "/@:?# ") {
+		return Config{}, errors.New("parse ClickHouse DSN: invalid database name (percent-encode '/' or '@' in a password)")
 	}
 	if c.Database == "" {
 		c.Database = "default"
