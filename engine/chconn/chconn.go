@@ -51,6 +51,9 @@ func ParseDSN(dsn string) (Config, error) {
 	} else if port == "" || u.Hostname() == "" {
 		return Config{}, errors.New("parse ClickHouse DSN: empty host or port")
 	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return Config{}, fmt.Errorf("parse ClickHouse DSN: invalid host: %w", err)
+	}
 	// A password with an unescaped '/' ends the authority early: the rest,
 	// password included, would become the database (and be logged). Refuse
 	// it without echoing it.
