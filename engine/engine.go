@@ -38,7 +38,14 @@ type Config struct {
 	Logger     *zap.Logger
 	// OnFinish, if set, observes every export that reaches a final state.
 	OnFinish func(e *Export, elapsed time.Duration)
-	Now      func() time.Time
+	// OnRunning, if set, receives the number of exports running on this
+	// replica whenever it changes (called with no lock held, possibly
+	// concurrently).
+	OnRunning func(running int)
+	// OnRead, if set, receives the rows and bytes ClickHouse delivered for
+	// each export that read to the end.
+	OnRead func(rows, bytes int64)
+	Now    func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -74,6 +81,7 @@ type Engine struct {
 	mu       sync.Mutex
 	jobs     map[string]*job
 	draining bool
+	running  int
 	// unsaved holds final states whose record could not be written
 	// (ClickHouse unreachable). They are served from here and retried by the
 	// background loop, so that a job that failed because ClickHouse went
@@ -283,6 +291,8 @@ func (e *Engine) run(ctx context.Context, j *job) {
 		return
 	}
 	e.log.Info("export state", zap.String("export_id", rec.ID), zap.String("status", StatusRunning))
+	e.addRunning(1)
+	defer e.addRunning(-1)
 	res, err := e.produce(ctx, &rec, &j.cnt)
 	if err != nil && context.Cause(ctx) != nil {
 		err = context.Cause(ctx)
@@ -319,6 +329,9 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 		return nil, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	res, err := Pipe(ctx, reader, q, plan, x.Compression, e.cfg.MaxRows, w, cnt)
+	if err == nil && e.cfg.OnRead != nil {
+		e.cfg.OnRead(res.Rows, res.ReadBytes)
+	}
 	if err == nil {
 		// Another replica may have ended the export while it ran (a cancel
 		// sent through it, or a lost-owner verdict); the heartbeat learns of
@@ -376,6 +389,16 @@ func FailureReason(err error) string {
 	}
 	// Everything else on the read path is ClickHouse answering with an error.
 	return ReasonUpstream
+}
+
+func (e *Engine) addRunning(d int) {
+	e.mu.Lock()
+	e.running += d
+	n := e.running
+	e.mu.Unlock()
+	if e.cfg.OnRunning != nil {
+		e.cfg.OnRunning(n)
+	}
 }
 
 func (e *Engine) finish(j *job, res *Result, err error) {

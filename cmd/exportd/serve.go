@@ -82,6 +82,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Owner:      s.ReplicaID,
 		Logger:     log.Named("engine"),
 		OnFinish:   observeExport(m),
+		OnRunning:  func(n int) { m.ExportsRunning.Set(float64(n)) },
+		OnRead: func(rows, bytes int64) {
+			m.ClickHouseRows.Add(float64(rows))
+			m.ClickHouseBytes.Add(float64(bytes))
+		},
 	})
 	if err != nil {
 		return err
@@ -164,7 +169,6 @@ func observeExport(m *metrics.Metrics) func(*engine.Export, time.Duration) {
 			m.ExportRows.Observe(float64(x.RowCount))
 			m.ExportBytes.Observe(float64(x.ByteSize))
 			m.StorageBytes.Add(float64(x.ByteSize))
-			m.ClickHouseRows.Add(float64(x.RowCount))
 		}
 		if x.FailureReason == engine.ReasonUpstream {
 			m.ClickHouseErrs.Inc()
