@@ -57,5 +57,10 @@ bench-quick: build
 	deploy/scripts/ensure-clickhouse.sh
 	$(GO) run ./bench/throughput -sizes 1e5,1e6 -runs 1 -out bench/results/quick
 
+## bench-overload: 1x-10x of the measured capacity against admission control; bench/results/overload.{json,svg}
+bench-overload: build
+	deploy/scripts/ensure-clickhouse.sh
+	$(GO) run ./bench/overload -out bench/results
+
 clean:
 	rm -rf bin
