@@ -75,6 +75,14 @@ type window struct {
 
 const dayMs = 86_400_000
 
+// blockRows caps the rows of a result block. The block is the largest live
+// allocation of an export (~400 B a row): 16384 rows keep it near 6 MiB,
+// where ClickHouse's default (65536) costs 26 MiB and a heap twice that,
+// for no measurable gain in throughput. (The SETTINGS clause of a SELECT
+// works on 18.16 and current releases; ch-go-level settings do not reach
+// 18.16.)
+const blockRows = 16384
+
 // Plan counts matching rows per day and groups days into windows of at most
 // WindowRows rows (a single day larger than that is one window). It reads
 // only the sort-key columns of the enterprise's granules.
@@ -193,7 +201,7 @@ var selectList = strings.Join(activity.Columns[:], ", ")
 
 func selectSQL(q Query, from, to int64) string {
 	return "SELECT " + selectList + " FROM " + Table + " WHERE " + where(q, from, to) +
-		" ORDER BY occurred_at_utc, activity_id"
+		" ORDER BY occurred_at_utc, activity_id SETTINGS max_block_size = " + strconv.Itoa(blockRows)
 }
 
 // where renders the filter; refs are validated by the caller and quoted
