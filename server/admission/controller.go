@@ -22,14 +22,20 @@ const (
 	increaseBelow = 1.2
 	// decreaseAbove: a window whose latency inflation exceeds this cuts the limit to
 	// limit/inflation + cutHeadroom (Little's law: the concurrency the system serves without
-	// queueing, plus half a slot so that rounding does not land below the capacity), by a
-	// factor within [maxCut, minCut]. A band of 1.2-1.3 holds the limit at the capacity or one
-	// slot above it; a wider band (1.5) let a thrashing server run one slot too high and lose
-	// 15% of its goodput.
+	// queueing, plus a quarter slot so that rounding does not land below the capacity when the
+	// estimate comes out a little low), by a factor within [maxCut, minCut]. A band of 1.2-1.3
+	// holds the limit at the capacity or one slot above it; a wider band (1.5) let a thrashing
+	// server run one slot too high and lose 15% of its goodput.
 	decreaseAbove = 1.3
-	cutHeadroom   = 0.5
-	maxCut        = 0.5
-	minCut        = 0.9
+	// cutHeadroom was half a slot: then a cut from 2 at twice the latency (a server saturated by
+	// one export, as ClickHouse sharing two cores with exportd is) lands on 1.5 and is enforced as
+	// 2, so the limit sat one slot, 100% of latency, above the capacity for a window more per
+	// cycle. With a quarter slot, over 5 simulated seeds at 10x load: capacity 1, mean limit
+	// 1.56 → 1.39, p99 1.72x → 1.43x uncontended, goodput 96.7% → 97.6%; capacity 2, goodput
+	// 95.5% → 96.4%; capacity 4, goodput 96.0% → 94.8%; capacity 8, 93.7% → 93.1%.
+	cutHeadroom = 0.25
+	maxCut      = 0.5
+	minCut      = 0.9
 	// failureBackoff cuts the limit when a window holds a failed export (CUBIC's beta: one
 	// failure is weak evidence; two failing windows in a row halve the limit).
 	failureBackoff = 0.7

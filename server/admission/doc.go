@@ -56,10 +56,11 @@
 //     workload's own spread (a minimum-based reference makes even an idle system's ratio exceed
 //     1). inflation = ratio/base estimates how much queueing inside ClickHouse and the machine
 //     slows exports. At most 1.2 with the limit in full use: the limit grows by one (additive
-//     increase). Above 1.3: the limit is cut to limit/inflation + ½, by at most half and at least
+//     increase). Above 1.3: the limit is cut to limit/inflation + ¼, by at most half and at least
 //     10% (Little's law: with latency inflated by that factor, limit/inflation exports is what
-//     the system serves without queueing; the half slot of headroom keeps the estimate from
-//     rounding down below the capacity). A failed export in the window (Outcome.Failed) cuts by
+//     the system serves without queueing; the quarter slot of headroom keeps an estimate that
+//     comes out a little low from rounding down below the capacity, without holding a server
+//     that one export saturates at two). A failed export in the window (Outcome.Failed) cuts by
 //     0.7. In between, the limit holds. The limit stays within [Min, Max] and is enforced
 //     rounded to the nearest integer.
 //   - base must be measured at low concurrency, and a saturated server never runs at low
@@ -82,7 +83,12 @@
 // uncontended p99. When the capacity drops from 8 to 2 the limit follows within about 3
 // simulated seconds (some 20 mean job durations); after the data gets three times slower for
 // good, one window at Min re-measures the base and the limit is back at the capacity within
-// about 12 seconds.
+// about 12 seconds. On a server that one export saturates (ClickHouse sharing two cores with
+// exportd), the limit stays mostly at 1 (mean about 1.4).
+//
+// The benchmark bench/overload (make bench-overload) offers 1x-10x of the measured capacity to
+// the real service over loopback and reports goodput, completion, shed and read latencies and
+// RSS against the targets.
 //
 // Known limits: a change in the job mix that makes every class slower at once looks like
 // queueing until the next probe or rotation measures it; the controller then holds a lower
