@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/exportd/exportd/engine/activity"
@@ -265,13 +264,13 @@ func migratedConfig(t testing.TB) chconn.Config {
 func queryUint64(t testing.TB, cfg chconn.Config, query string) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	client, err := cfg.Dial(ctx)
+	client, err := cfg.DialNative(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	var col proto.ColUInt64
-	if err := client.Do(ctx, ch.Query{Body: query, Result: proto.Results{{Name: "v", Data: &col}}}); err != nil {
+	if err := client.Select(ctx, query, proto.Results{{Name: "v", Data: &col}}, func(int) error { return nil }, nil); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 	if col.Rows() != 1 {
@@ -316,24 +315,20 @@ func TestGenerateInto(t *testing.T) {
 func selectNDJSON(t testing.TB, cfg chconn.Config, refs ...string) []byte {
 	t.Helper()
 	ctx := context.Background()
-	client, err := cfg.Dial(ctx)
+	client, err := cfg.DialNative(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	var out []byte
 	b := activity.NewBlock()
-	err = client.Do(ctx, ch.Query{
-		Body: "SELECT " + strings.Join(activity.Columns[:], ", ") + " FROM " + ActivityTable +
-			" WHERE enterprise_ref IN ('" + strings.Join(refs, "', '") + "')",
-		Result: b.Results(),
-		OnResult: func(ctx context.Context, _ proto.Block) error {
-			for i := 0; i < b.Rows(); i++ {
-				out = AppendNDJSON(out, b, i)
-			}
-			return nil
-		},
-	})
+	err = client.Select(ctx, "SELECT "+strings.Join(activity.Columns[:], ", ")+" FROM "+ActivityTable+
+		" WHERE enterprise_ref IN ('"+strings.Join(refs, "', '")+"')", b.Results(), func(int) error {
+		for i := 0; i < b.Rows(); i++ {
+			out = AppendNDJSON(out, b, i)
+		}
+		return nil
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

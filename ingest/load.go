@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/exportd/exportd/engine/chconn"
@@ -121,16 +120,24 @@ func Load(ctx context.Context, cfg chconn.Config, r io.Reader, opts LoadOptions)
 		return stats, err
 	}
 	defer func() { client.Close() }()
-	if err := checkTarget(ctx, client); err != nil {
+	// Statements other than the INSERT stream go over chconn.Native: ch-go
+	// misreads the progress packets ClickHouse 18.16 sends during longer
+	// statements (see chconn.Native); an INSERT with client data gets none.
+	sc, err := cfg.DialNative(ctx)
+	if err != nil {
+		return stats, err
+	}
+	defer func() { sc.Close() }()
+	if err := checkTarget(ctx, sc); err != nil {
 		return stats, err
 	}
 
 	staging := StagingPrefix + randomHex(8)
-	if err := client.Do(ctx, ch.Query{Body: "CREATE TABLE " + staging + " AS " + ActivityTable}); err != nil {
+	if err := sc.Exec(ctx, "CREATE TABLE "+staging+" AS "+ActivityTable); err != nil {
 		return stats, fmt.Errorf("create staging table %s: %w", staging, err)
 	}
 	defer func() {
-		dropErr := dropStaging(ctx, cfg, client, err == nil, staging)
+		dropErr := dropStaging(ctx, cfg, staging)
 		switch {
 		case dropErr == nil:
 		case err == nil:
@@ -156,7 +163,7 @@ func Load(ctx context.Context, cfg chconn.Config, r io.Reader, opts LoadOptions)
 	// attached, so the commit runs to the end under its own deadline.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
-	parts, err := commitStaging(cctx, client, staging, staged)
+	parts, err := commitStaging(cctx, sc, staging, staged)
 	stats.Partitions = parts
 	if err != nil {
 		return stats, err
@@ -170,12 +177,10 @@ func Load(ctx context.Context, cfg chconn.Config, r io.Reader, opts LoadOptions)
 // MergeTree, the engine schema.go creates: CREATE TABLE ... AS copies the
 // engine, and a replicated one would register the staging table under the
 // target's coordination path.
-func checkTarget(ctx context.Context, client *ch.Client) error {
+func checkTarget(ctx context.Context, client *chconn.Native) error {
 	var engine proto.ColStr
-	err := client.Do(ctx, ch.Query{
-		Body:   "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = '" + ActivityTable + "'",
-		Result: proto.Results{{Name: "engine", Data: &engine}},
-	})
+	err := client.Select(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = '"+ActivityTable+"'",
+		proto.Results{{Name: "engine", Data: &engine}}, func(int) error { return nil }, nil)
 	if err != nil {
 		return fmt.Errorf("look up table %s: %w", ActivityTable, err)
 	}
@@ -190,12 +195,10 @@ func checkTarget(ctx context.Context, client *ch.Client) error {
 
 // commitStaging checks the staged row count and attaches every partition of
 // staging to operations_activity, returning the number of partitions.
-func commitStaging(ctx context.Context, client *ch.Client, staging string, want int64) (int, error) {
+func commitStaging(ctx context.Context, client *chconn.Native, staging string, want int64) (int, error) {
 	var count proto.ColUInt64
-	if err := client.Do(ctx, ch.Query{
-		Body:   "SELECT count() FROM " + staging,
-		Result: proto.Results{{Name: "count()", Data: &count}},
-	}); err != nil {
+	if err := client.Select(ctx, "SELECT count() FROM "+staging,
+		proto.Results{{Name: "count()", Data: &count}}, func(int) error { return nil }, nil); err != nil {
 		return 0, fmt.Errorf("count staged rows: %w", err)
 	}
 	if count.Rows() != 1 || int64(count.Row(0)) != want {
@@ -209,24 +212,25 @@ func commitStaging(ctx context.Context, client *ch.Client, staging string, want 
 	// parents of the staged rows (see ScopesTable) are recorded explicitly,
 	// before the rows become visible: a client or account export must be able
 	// to resolve its enterprise as soon as its rows exist.
-	if err := client.Do(ctx, ch.Query{
-		Body: "INSERT INTO " + ScopesTable + " SELECT enterprise_ref, client_ref, account_ref FROM " + staging +
-			" GROUP BY enterprise_ref, client_ref, account_ref",
-	}); err != nil {
+	if err := client.Exec(ctx, "INSERT INTO "+ScopesTable+" SELECT enterprise_ref, client_ref, account_ref FROM "+staging+
+		" GROUP BY enterprise_ref, client_ref, account_ref"); err != nil {
 		return 0, fmt.Errorf("record scope parents (nothing was loaded): %w", err)
 	}
-	var ids proto.ColStr
-	if err := client.Do(ctx, ch.Query{
-		Body: "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = '" +
-			staging + "' AND active ORDER BY partition_id",
-		Result: proto.Results{{Name: "partition_id", Data: &ids}},
-	}); err != nil {
+	var col proto.ColStr
+	var ids []string
+	if err := client.Select(ctx, "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = '"+
+		staging+"' AND active ORDER BY partition_id", proto.Results{{Name: "partition_id", Data: &col}}, func(int) error {
+		for i := 0; i < col.Rows(); i++ {
+			ids = append(ids, col.Row(i))
+		}
+		return nil
+	}, nil); err != nil {
 		return 0, fmt.Errorf("list staged partitions: %w", err)
 	}
 	// One ALTER per chunk of partitions keeps the statement small; ClickHouse
 	// applies the clauses of one ALTER in order.
 	const chunk = 100
-	n := ids.Rows()
+	n := len(ids)
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		var q strings.Builder
@@ -235,34 +239,31 @@ func commitStaging(ctx context.Context, client *ch.Client, staging string, want 
 			if i > lo {
 				q.WriteByte(',')
 			}
-			q.WriteString(" ATTACH PARTITION ID " + quoteLiteral(ids.Row(i)) + " FROM " + staging)
+			q.WriteString(" ATTACH PARTITION ID " + quoteLiteral(ids[i]) + " FROM " + staging)
 		}
-		if err := client.Do(ctx, ch.Query{Body: q.String()}); err != nil {
+		if err := client.Exec(ctx, q.String()); err != nil {
 			if lo == 0 {
 				return 0, fmt.Errorf("attach staged partitions (nothing was loaded): %w", err)
 			}
 			return lo, fmt.Errorf("attach staged partitions: %w: only %d of %d months were attached (%s..%s): %w",
-				ErrPartialCommit, lo, n, ids.Row(0), ids.Row(lo-1), err)
+				ErrPartialCommit, lo, n, ids[0], ids[lo-1], err)
 		}
 	}
 	return n, nil
 }
 
 // dropStaging drops the staging table under a fresh deadline, so it also
-// runs after ctx was cancelled. After a failure the client may be closed or
-// mid-protocol, so a new connection is used.
-func dropStaging(ctx context.Context, cfg chconn.Config, client *ch.Client, reuse bool, staging string) error {
+// runs after ctx was cancelled, over a new connection (after a failure the
+// others may be closed or mid-protocol).
+func dropStaging(ctx context.Context, cfg chconn.Config, staging string) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if !reuse || client.IsClosed() {
-		c, err := cfg.Dial(dctx)
-		if err != nil {
-			return fmt.Errorf("drop staging table %s: %w", staging, err)
-		}
-		defer c.Close()
-		client = c
+	c, err := cfg.DialNative(dctx)
+	if err != nil {
+		return fmt.Errorf("drop staging table %s: %w", staging, err)
 	}
-	if err := client.Do(dctx, ch.Query{Body: "DROP TABLE IF EXISTS " + staging}); err != nil {
+	defer c.Close()
+	if err := c.Exec(dctx, "DROP TABLE IF EXISTS "+staging); err != nil {
 		return fmt.Errorf("drop staging table %s: %w", staging, err)
 	}
 	return nil

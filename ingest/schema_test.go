@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/ch-go"
-	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/chconn"
@@ -65,10 +64,13 @@ func TestMigrateIdempotentAndRoundTrip(t *testing.T) {
 	}
 	out := activity.NewBlock()
 	rows := 0
-	err = client.Do(ctx, ch.Query{
-		Body:   "SELECT * FROM " + ActivityTable + " WHERE enterprise_ref = 'enterprises/00000000-0000-4000-8000-0000000000e1'",
-		Result: out.Results(),
-		OnResult: func(ctx context.Context, _ proto.Block) error {
+	nc, err := cfg.DialNative(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	err = nc.Select(ctx, "SELECT * FROM "+ActivityTable+" WHERE enterprise_ref = 'enterprises/00000000-0000-4000-8000-0000000000e1'",
+		out.Results(), func(int) error {
 			for i := 0; i < out.Rows(); i++ {
 				rows++
 				if got := string(activity.AppendDecimal(nil, out.Amount.Row(i))); got != "-99999999999999999999.999999999999999999" {
@@ -82,8 +84,7 @@ func TestMigrateIdempotentAndRoundTrip(t *testing.T) {
 				}
 			}
 			return nil
-		},
-	})
+		}, nil)
 	if err != nil {
 		t.Fatalf("select: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync/atomic"
 
-	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/exportd/exportd/engine/activity"
@@ -108,16 +107,14 @@ func ingestFile(ctx context.Context, s *settings, path string, stderr io.Writer)
 }
 
 func hasRows(ctx context.Context, s *settings, enterprise string) (bool, error) {
-	c, err := s.ch.Dial(ctx)
+	c, err := s.ch.DialNative(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer c.Close()
 	var cnt proto.ColUInt64
-	err = c.Do(ctx, ch.Query{
-		Body:   "SELECT count() AS c FROM " + source.Table + " WHERE enterprise_ref = " + source.Quote(enterprise),
-		Result: proto.Results{{Name: "c", Data: &cnt}},
-	})
+	err = c.Select(ctx, "SELECT count() AS c FROM "+source.Table+" WHERE enterprise_ref = "+source.Quote(enterprise),
+		proto.Results{{Name: "c", Data: &cnt}}, func(int) error { return nil }, nil)
 	if err != nil {
 		return false, fmt.Errorf("count rows of %s: %w", enterprise, err)
 	}

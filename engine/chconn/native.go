@@ -253,3 +253,8 @@ func (n *Native) encodeQuery(body string) {
 	proto.CompressionDisabled.Encode(b)
 	b.PutString(body)
 }
+
+// Exec runs a statement that returns no rows (DDL, INSERT ... SELECT, ALTER).
+func (n *Native) Exec(ctx context.Context, body string) error {
+	return n.Select(ctx, body, proto.Results{}, func(int) error { return nil }, nil)
+}
