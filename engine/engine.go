@@ -87,6 +87,7 @@ type Engine struct {
 	// background loop, so that a job that failed because ClickHouse went
 	// away does not later read failed/shutdown (or, if ready, orphan its file).
 	unsaved map[string]*Export
+	finals  *finalCache // recent final states, see finals.go
 
 	wg       sync.WaitGroup // jobs
 	bgCancel context.CancelFunc
@@ -114,7 +115,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: Reader, Records and Store are required")
 	}
 	cfg.setDefaults()
-	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{},
+	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{}, finals: newFinalCache(16384),
 		unsaved: map[string]*Export{}}, nil
 }
 
@@ -443,6 +444,7 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 		fields = append(fields, zap.String("failure_reason", rec.FailureReason), zap.Error(err))
 	}
 	e.log.Info("export state", fields...)
+	e.finals.put(&rec)
 	if e.cfg.OnFinish != nil {
 		e.cfg.OnFinish(&rec, now.Sub(j.start))
 	}
@@ -477,11 +479,16 @@ func (e *Engine) Get(ctx context.Context, id string) (*Export, error) {
 	if x := e.unsavedState(id); x != nil {
 		return e.view(ctx, x), nil
 	}
+	if x := e.finals.get(id); x != nil {
+		return e.view(ctx, x), nil
+	}
 	x, err := e.cfg.Records.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return e.view(ctx, x), nil
+	x = e.view(ctx, x)
+	e.finals.put(x)
+	return x, nil
 }
 
 // unsavedState returns a copy of a final state not yet recorded, or nil.
