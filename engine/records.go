@@ -152,7 +152,11 @@ func (r *Records) List(ctx context.Context, v Visibility, after *Cursor, limit i
 		where += " AND (generated_at_ms < ? OR (generated_at_ms = ? AND id < ?))"
 		args = append(args, after.GeneratedAtMs, after.GeneratedAtMs, after.ID)
 	}
-	q := "SELECT " + recordColumns + " FROM (" + latest + ") WHERE " + where +
+	// The filter goes inside, before LIMIT 1 BY: scope, enterprise, client
+	// and generated_at are the same in every version of an export, so this
+	// selects the same exports while sorting only the caller's versions.
+	q := "SELECT " + recordColumns + " FROM (SELECT " + recordColumns + " FROM operations_activity_exports WHERE " + where +
+		" ORDER BY id, " + newestFirst + " LIMIT 1 BY id)" +
 		fmt.Sprintf(" ORDER BY generated_at_ms DESC, id DESC LIMIT %d", limit)
 	return r.query(ctx, q, args...)
 }
