@@ -16,7 +16,7 @@ import (
 // measurement is one run of one contender.
 type measurement struct {
 	Elapsed     time.Duration
-	Path        string // the output file, removed after checking
+	Path        string // the output file, removed after checking ("" for S3: checked and deleted by the contender)
 	Bytes       int64  // output size
 	Rows        int64  // data rows the contender reported (-1: not reported)
 	PeakRSS     int64  // bytes: ru_maxrss of a child, or VmHWM of exportd serve
@@ -44,10 +44,18 @@ const (
 	keyAPINone = "api-none"
 	keyAPIZstd = "api-zstd"
 	keyAPIGzip = "api-gzip"
+	keyAPIS3   = "api-s3"
 )
 
-// contenders lists them for one prepared database.
-func (h *harness) contenders(db, enterprise string, srv *server) []contender {
+// isAPI reports whether a contender exports through exportd serve (its RSS
+// is the serve process's, with a figure above idle).
+func isAPI(key string) bool {
+	return key == keyAPINone || key == keyAPIZstd || key == keyAPIGzip || key == keyAPIS3
+}
+
+// contenders lists them for one prepared database; s3srv (nil: no S3
+// contender) is the exportd serve that stores to S3.
+func (h *harness) contenders(db, enterprise string, srv, s3srv *server) []contender {
 	chArgs := func(format string) []string {
 		return []string{"--port", h.chPort(), "--database", db, "--query", exportQuery(enterprise, format)}
 	}
@@ -64,7 +72,7 @@ func (h *harness) contenders(db, enterprise string, srv *server) []contender {
 	if h.curl == "" {
 		httpName = "ClickHouse HTTP CSVWithNames (Go net/http, no curl)"
 	}
-	return []contender{
+	cs := []contender{
 		{Key: keyNull, Name: "clickhouse-client FORMAT Null (floor, no file)", Group: "clickhouse", run: clientTo("Null")},
 		{Key: keyNative, Name: "clickhouse-client FORMAT Native", Group: "clickhouse", run: clientTo("Native")},
 		{Key: keyCHCSV, Name: "clickhouse-client FORMAT CSVWithNames", Group: "clickhouse", CSV: true, run: clientTo("CSVWithNames")},
@@ -86,6 +94,11 @@ func (h *harness) contenders(db, enterprise string, srv *server) []contender {
 		{Key: keyAPIZstd, Name: "exportd API, compression zstd", Group: "exportd", run: api("zstd")},
 		{Key: keyAPIGzip, Name: "exportd API, compression gzip", Group: "exportd", run: api("gzip")},
 	}
+	if s3srv != nil {
+		cs = append(cs, contender{Key: keyAPIS3, Name: "exportd API → S3, compression none", Group: "exportd",
+			run: func(ctx context.Context, _ string) (measurement, error) { return s3srv.export(ctx, "none") }})
+	}
+	return cs
 }
 
 // toFile times a child that produces out: either the child writes out itself

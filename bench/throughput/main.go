@@ -16,6 +16,11 @@
 //	api-none   exportd serve: POST (Prefer: wait=60) → poll → ready
 //	api-zstd   the same with "compression": "zstd"
 //	api-gzip   the same with "compression": "gzip"
+//	api-s3     a second exportd serve storing to S3 (a private versitygw,
+//	           POSIX backend, loopback), "compression": "none"; compared
+//	           with api-none (×file API). On by default when versitygw is
+//	           found (deploy/scripts/ensure-s3.sh installs it); -s3=false
+//	           leaves it out.
 //
 // Contenders alternate within each run (the order rotates from run to run)
 // and every figure is the median of the runs. Results go to stdout (a table
@@ -75,6 +80,8 @@ type config struct {
 	keep    bool
 	tmpRoot string
 	pprof   bool
+	s3      bool // measure the S3 contender
+	s3Set   bool // -s3 given explicitly: a missing versitygw is an error
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -88,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	keep := fs.Bool("keep", false, "keep the temporary directory (ClickHouse data, outputs, logs) for inspection")
 	prof := fs.Bool("pprof", false, "after each size's runs, profile one `exportd export`-equivalent run (bench/exportprof) into OUT/cpu-<size>.pprof and OUT/cpu-<size>-top.txt")
 	tmp := fs.String("tmpdir", "", "parent of the temporary directory (default: $TMPDIR); outputs are written there")
+	useS3 := fs.Bool("s3", true, "also measure \"exportd API → S3\" against a private versitygw ($EXPORTD_VERSITYGW, PATH or $GOPATH/bin; "+
+		"deploy/scripts/ensure-s3.sh installs it); by default skipped with a note when versitygw is missing")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -97,7 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if *runs < 1 {
 		return config{}, errors.New("-runs must be at least 1")
 	}
-	c := config{outDir: *out, exportd: *bin, seed: *seed, keep: *keep, tmpRoot: *tmp, pprof: *prof}
+	c := config{outDir: *out, exportd: *bin, seed: *seed, keep: *keep, tmpRoot: *tmp, pprof: *prof, s3: *useS3}
+	fs.Visit(func(f *flag.Flag) { c.s3Set = c.s3Set || f.Name == "s3" })
 	for _, f := range strings.Split(*sizes, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
@@ -176,6 +186,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	rep.ClickHouse = h.clickhouseVersion(ctx)
 	h.logf("ClickHouse %s on tcp %s, http %s", rep.ClickHouse, h.ch.TCPAddr, h.ch.HTTPAddr)
 
+	if h.versitygw != "" {
+		h.logf("starting a private S3 server (versitygw %s) under %s", h.versitygw, h.tmp)
+		if h.s3, err = h.startS3(ctx); err != nil {
+			return fmt.Errorf("start private S3 server: %w", err)
+		}
+		defer func() {
+			h.logf("stopping the private S3 server")
+			h.s3.stop()
+		}()
+		h.logf("versitygw on %s, bucket %s", h.s3.endpoint(), s3Bucket)
+		rep.S3 = "versitygw (POSIX backend, loopback) " + h.s3.endpoint()
+	}
+
 	for _, spec := range cfg.sizes {
 		sr, err := h.measureSize(ctx, spec)
 		if err != nil {
@@ -207,6 +230,9 @@ type harness struct {
 	chc     string // clickhouse-client
 	tmp     string
 	ch      *chlocal.Server
+
+	versitygw string    // "" when the S3 contender is off
+	s3        *s3Server // the private S3 server, when on
 }
 
 func (h *harness) logf(format string, args ...any) {
@@ -240,6 +266,18 @@ func (h *harness) locateTools(ctx context.Context) error {
 	if h.curl, err = exec.LookPath("curl"); err != nil {
 		h.curl = ""
 		h.logf("curl not found: the HTTP-interface contender streams with Go net/http instead")
+	}
+	if h.cfg.s3 {
+		p, err := findVersityGW()
+		switch {
+		case err == nil:
+			h.versitygw = p
+		case h.cfg.s3Set:
+			return fmt.Errorf("-s3: %v: run deploy/scripts/ensure-s3.sh", err)
+		default:
+			h.logf("NOTE: %v: the \"exportd API → S3\" contender is skipped "+
+				"(deploy/scripts/ensure-s3.sh installs versitygw; -s3=false silences this note)", err)
+		}
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ type report struct {
 	Targets    []target      `json:"targets"`
 	Machine    machine       `json:"machine"`
 	ClickHouse string        `json:"clickhouse_version"`
+	S3         string        `json:"s3_server,omitempty"` // the S3 contender's server; empty: not measured
 	Method     string        `json:"method"`
 }
 
@@ -45,6 +46,7 @@ type sizeResult struct {
 	LoadBefore             string             `json:"load_average_before"`
 	LoadAfter              string             `json:"load_average_after"`
 	ServeIdleRSS           int64              `json:"serve_idle_rss_bytes"`
+	ServeS3IdleRSS         int64              `json:"serve_s3_idle_rss_bytes,omitempty"` // the second serve, S3 storage
 	SameRowsAsCSVWithNames bool               `json:"exportd_rows_equal_csvwithnames_rows"`
 	Contenders             []*contenderResult `json:"contenders"`
 }
@@ -65,6 +67,7 @@ type contenderResult struct {
 	VsNative       float64   `json:"ratio_to_native"`
 	VsCSVWithNames float64   `json:"ratio_to_csvwithnames"`
 	VsNaive        float64   `json:"ratio_to_naive"`
+	VsFileAPI      float64   `json:"ratio_to_file_api,omitempty"` // API contenders: median / api-none's
 }
 
 // target is one of the issue's goals, evaluated at one size.
@@ -84,7 +87,11 @@ const method = "Per size: fresh database, N generated rows of one enterprise (ex
 	"exports all N rows (17 columns, ordered by occurred_at_utc, activity_id) to a local file, contenders alternating within " +
 	"each run with the order rotated between runs, sync(2) before each; figures are medians over the runs. Child RSS is " +
 	"ru_maxrss; exportd serve's peak is VmHWM reset via /proc/PID/clear_refs before each export (cross-checked by a 5 ms " +
-	"VmRSS sampler), minus its idle RSS measured 1 s after /readyz."
+	"VmRSS sampler), minus its idle RSS measured 1 s after /readyz. With versitygw found (-s3, on by default), \"exportd API → " +
+	"S3\" is a second exportd serve on the same database whose storage is a bucket of a private versitygw (POSIX backend on " +
+	"the same disk, loopback, started once per harness run); it exports with compression none, is timed and measured like " +
+	"the file API (the object's size checked with HeadObject, then deleted, untimed), and ×file API is its median over the " +
+	"file API's (compression none)."
 
 func newReport() *report {
 	return &report{Started: time.Now().UTC(), LoadBefore: loadAverage(), Method: method}
@@ -139,6 +146,9 @@ func (s *sizeResult) compute() {
 		c.VsNative = ratio(c, keyNative)
 		c.VsCSVWithNames = ratio(c, keyCHCSV)
 		c.VsNaive = ratio(c, keyNaive)
+		if isAPI(c.Key) {
+			c.VsFileAPI = ratio(c, keyAPINone)
+		}
 	}
 }
 
@@ -161,6 +171,14 @@ func (r *report) finish() {
 			target{ID: "gzip-vs-native", Text: "exportd API (gzip) vs clickhouse-client FORMAT Native (reported)", Rows: s.N,
 				Measured: gzip.VsNative, Unit: "x"},
 		)
+		if s3 := s.get(keyAPIS3); s3 != nil {
+			r.Targets = append(r.Targets,
+				target{ID: "api-s3-vs-file", Text: fmt.Sprintf("exportd API → S3 (none) vs exportd API → file (none), POST→ready "+
+					"(reported; %.3fs vs %.3fs)", s3.Median, none.Median), Rows: s.N, Measured: s3.VsFileAPI, Unit: "x"},
+				target{ID: "api-s3-rss-above-idle", Text: fmt.Sprintf("exportd serve (S3) peak RSS above idle during the export "+
+					"(reported; file API +%s)", fmtMiB(none.AboveIdle)), Rows: s.N, Measured: float64(s3.AboveIdle) / (1 << 20), Unit: "MiB"},
+			)
+		}
 	}
 	// Headline first: each time target at the largest size, then smaller ones.
 	order := map[string]int{}
@@ -224,7 +242,17 @@ func (r *report) finish() {
 
 var tableHeader = []string{"contender", "median s", "rows/s", "MB/s out", "output", "peak RSS", "×Native", "×CSVWithNames", "×naive"}
 
+// tableHeaderFor adds the "×file API" column when the size has the S3
+// contender.
+func tableHeaderFor(s *sizeResult) []string {
+	if s.get(keyAPIS3) == nil {
+		return tableHeader
+	}
+	return append(slices.Clone(tableHeader), "×file API")
+}
+
 func tableRows(s *sizeResult) [][]string {
+	withS3 := s.get(keyAPIS3) != nil
 	var out [][]string
 	for _, c := range s.Contenders {
 		rss := fmtMiB(c.PeakRSS)
@@ -237,22 +265,35 @@ func tableRows(s *sizeResult) [][]string {
 		if c.Bytes == 0 {
 			mbs, size = "-", "-"
 		}
-		out = append(out, []string{c.Name, fmt.Sprintf("%.3f", c.Median), fmtRate(c.RowsPerSecond),
+		row := []string{c.Name, fmt.Sprintf("%.3f", c.Median), fmtRate(c.RowsPerSecond),
 			mbs, size, rss,
-			fmtRatio(c.VsNative), fmtRatio(c.VsCSVWithNames), fmtRatio(c.VsNaive)})
+			fmtRatio(c.VsNative), fmtRatio(c.VsCSVWithNames), fmtRatio(c.VsNaive)}
+		if withS3 {
+			v := "-"
+			if isAPI(c.Key) {
+				v = fmtRatio(c.VsFileAPI)
+			}
+			row = append(row, v)
+		}
+		out = append(out, row)
 	}
 	return out
 }
 
 func sizeTitle(s *sizeResult) string {
+	idle := fmtMiB(s.ServeIdleRSS)
+	if s.ServeS3IdleRSS > 0 {
+		idle += fmt.Sprintf(" (S3 storage: %s)", fmtMiB(s.ServeS3IdleRSS))
+	}
 	return fmt.Sprintf("%s rows (%d), one enterprise, median of %d run(s); exportd serve idle RSS %s; load average %s → %s",
-		fmtCount(s.N), s.N, s.Runs, fmtMiB(s.ServeIdleRSS), s.LoadBefore, s.LoadAfter)
+		fmtCount(s.N), s.N, s.Runs, idle, s.LoadBefore, s.LoadAfter)
 }
 
 func printSizeTable(w io.Writer, s *sizeResult) {
 	fmt.Fprintf(w, "\n## %s\n\n", sizeTitle(s))
-	rows := append([][]string{tableHeader}, tableRows(s)...)
-	widths := make([]int, len(tableHeader))
+	header := tableHeaderFor(s)
+	rows := append([][]string{header}, tableRows(s)...)
+	widths := make([]int, len(header))
 	for _, r := range rows {
 		for i, c := range r {
 			widths[i] = max(widths[i], len([]rune(c)))
@@ -278,6 +319,10 @@ func printSizeTable(w io.Writer, s *sizeResult) {
 	}
 	fmt.Fprintf(w, "RSS of exportd API rows: peak of the serve process (+ above idle). Sanity: exportd data rows == CSVWithNames data rows: %v\n",
 		s.SameRowsAsCSVWithNames)
+	if a, f := s.get(keyAPIS3), s.get(keyAPINone); a != nil && f != nil {
+		fmt.Fprintf(w, "S3 vs file (exportd API, compression none): %.3fs vs %.3fs = %sx; peak RSS above idle +%s vs +%s\n",
+			a.Median, f.Median, fmtRatio(a.VsFileAPI), fmtMiB(a.AboveIdle), fmtMiB(f.AboveIdle))
+	}
 }
 
 func targetLine(t target) string {
@@ -288,7 +333,11 @@ func targetLine(t target) string {
 	var m string
 	switch t.Unit {
 	case "MiB":
-		m = fmt.Sprintf("%.1f MiB (limit %.0f MiB)", t.Measured, t.Limit)
+		if t.Limit > 0 {
+			m = fmt.Sprintf("%.1f MiB (limit %.0f MiB)", t.Measured, t.Limit)
+		} else {
+			m = fmt.Sprintf("%.1f MiB", t.Measured)
+		}
 	default:
 		if t.Limit > 0 {
 			m = fmt.Sprintf("%.2fx (limit %.2gx)", t.Measured, t.Limit)
@@ -319,8 +368,9 @@ func (r *report) markdown() string {
 		float64(r.Machine.MemBytes)/(1<<30), r.Machine.Kernel, r.Machine.Go, r.ClickHouse, r.LoadBefore, r.LoadAfter)
 	for _, s := range r.Sizes {
 		fmt.Fprintf(&b, "\n**%s**\n\n", sizeTitle(s))
-		b.WriteString("| " + strings.Join(tableHeader, " | ") + " |\n|")
-		for i := range tableHeader {
+		header := tableHeaderFor(s)
+		b.WriteString("| " + strings.Join(header, " | ") + " |\n|")
+		for i := range header {
 			if i == 0 {
 				b.WriteString("---|")
 			} else {

@@ -31,16 +31,21 @@ type server struct {
 	token   string
 	scope   string
 	logPath string
-	idleRSS int64 // bytes, VmRSS after start and settling
+	idleRSS int64     // bytes, VmRSS after start and settling
+	s3      *s3Server // nil: file storage under dir/exports
 	client  *http.Client
 	done    chan struct{}
 	waitErr error
 }
 
 // startServer mints a token for enterprise, starts exportd serve on free
-// ports with file storage under dir, waits for /readyz and measures the
-// idle RSS.
-func (h *harness) startServer(ctx context.Context, db, enterprise, dir string) (*server, error) {
+// ports with file storage under dir (or, with s3srv, storage in its bucket
+// under the prefix db), waits for /readyz and measures the idle RSS.
+func (h *harness) startServer(ctx context.Context, db, enterprise, dir string, s3srv *s3Server) (*server, error) {
+	store := []string{"EXPORTD_STORAGE_URL=file://" + filepath.Join(dir, "exports")}
+	if s3srv != nil {
+		store = s3srv.serveEnv(db)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "exports"), 0o755); err != nil {
 		return nil, err
 	}
@@ -57,12 +62,12 @@ func (h *harness) startServer(ctx context.Context, db, enterprise, dir string) (
 		"EXPORTD_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(httpPort),
 		"EXPORTD_ADMIN_ADDR=127.0.0.1:" + strconv.Itoa(adminPort),
 		"EXPORTD_CLICKHOUSE_DSN=" + h.dsn(db),
-		"EXPORTD_STORAGE_URL=file://" + filepath.Join(dir, "exports"),
 		"EXPORTD_SIGNING_KEY=" + key,
 		"EXPORTD_RATE_LIMIT=1000",
 		"EXPORTD_RATE_BURST=1000",
 		"EXPORTD_LOG_LEVEL=warn",
 	}
+	env = append(env, store...)
 	tok, err := runTimed(ctx, env, nil, h.exportd, "token", "--sub", "users/00000000-0000-4000-8000-00000000be4c",
 		"--capability", "operations_reports.create", "--capability", "operations_reports.read",
 		"--scope", enterprise+":subtree", "--ttl", "24h")
@@ -74,6 +79,7 @@ func (h *harness) startServer(ctx context.Context, db, enterprise, dir string) (
 		base:    "http://127.0.0.1:" + strconv.Itoa(httpPort),
 		token:   strings.TrimSpace(tok.Stdout),
 		scope:   enterprise,
+		s3:      s3srv,
 		logPath: filepath.Join(dir, "serve.log"),
 		client:  &http.Client{Timeout: 90 * time.Second},
 		done:    make(chan struct{}),
@@ -199,6 +205,21 @@ func (s *server) export(ctx context.Context, compression string) (measurement, e
 			peak = hwm
 		}
 	}
+	m := measurement{
+		Elapsed:     elapsed,
+		Bytes:       r.ByteSize,
+		Rows:        r.RowCount,
+		PeakRSS:     peak,
+		SampledPeak: sampled,
+		AboveIdle:   peak - s.idleRSS,
+	}
+	if s.s3 != nil {
+		// The object is checked and deleted here; Path stays empty.
+		if err := s.s3.checkAndDelete(ctx, r.StorageLocation, r.ByteSize); err != nil {
+			return measurement{}, fmt.Errorf("export %s: %w", r.ID, err)
+		}
+		return m, nil
+	}
 	u, err := url.Parse(r.StorageLocation)
 	if err != nil || u.Scheme != "file" {
 		return measurement{}, fmt.Errorf("export %s: storage_location %q is not a file:// URL", r.ID, r.StorageLocation)
@@ -210,15 +231,8 @@ func (s *server) export(ctx context.Context, compression string) (measurement, e
 	if st.Size() != r.ByteSize {
 		return measurement{}, fmt.Errorf("export %s: file has %d bytes, byte_size says %d", r.ID, st.Size(), r.ByteSize)
 	}
-	return measurement{
-		Elapsed:     elapsed,
-		Path:        u.Path,
-		Bytes:       r.ByteSize,
-		Rows:        r.RowCount,
-		PeakRSS:     peak,
-		SampledPeak: sampled,
-		AboveIdle:   peak - s.idleRSS,
-	}, nil
+	m.Path = u.Path
+	return m, nil
 }
 
 func (s *server) do(ctx context.Context, method, path string, body []byte, want int) (*resource, error) {

@@ -35,13 +35,24 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := h.startServer(ctx, db, enterprise, dir)
+	srv, err := h.startServer(ctx, db, enterprise, dir, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
 	sr.ServeIdleRSS = srv.idleRSS
 	h.logf("exportd serve ready on %s, idle RSS %s", srv.base, fmtMiB(srv.idleRSS))
+	var s3srv *server
+	if h.s3 != nil {
+		// A second serve on the same database, storing to the bucket under
+		// the prefix db; it idles while the others run.
+		if s3srv, err = h.startServer(ctx, db, enterprise, filepath.Join(dir, "serve-s3"), h.s3); err != nil {
+			return nil, fmt.Errorf("exportd serve with S3 storage: %w", err)
+		}
+		defer s3srv.stop()
+		sr.ServeS3IdleRSS = s3srv.idleRSS
+		h.logf("exportd serve (S3 storage, s3://%s/%s) ready on %s, idle RSS %s", s3Bucket, db, s3srv.base, fmtMiB(s3srv.idleRSS))
+	}
 
 	// Warm ClickHouse's page cache and caches once, untimed, so that the
 	// first contender of the first run is not penalised.
@@ -50,7 +61,7 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 		return nil, fmt.Errorf("warm-up query: %w", err)
 	}
 
-	cs := h.contenders(db, enterprise, srv)
+	cs := h.contenders(db, enterprise, srv, s3srv)
 	res := make([]*contenderResult, len(cs))
 	for i, c := range cs {
 		res[i] = &contenderResult{Key: c.Key, Name: c.Name, Group: c.Group, Rows: -1}
@@ -83,12 +94,14 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 			if m.Rows >= 0 && m.Rows != rows {
 				return nil, fmt.Errorf("contender %q exported %d rows, want %d", c.Name, m.Rows, rows)
 			}
-			if err := os.Remove(m.Path); err != nil {
-				return nil, fmt.Errorf("remove output: %w", err)
+			if m.Path != "" {
+				if err := os.Remove(m.Path); err != nil {
+					return nil, fmt.Errorf("remove output: %w", err)
+				}
 			}
 			cr.add(m)
 			rss := fmtMiB(m.PeakRSS)
-			if c.Key == keyAPINone || c.Key == keyAPIZstd || c.Key == keyAPIGzip {
+			if isAPI(c.Key) {
 				rss = fmt.Sprintf("%s (+%s over idle)", rss, fmtMiB(m.AboveIdle))
 			}
 			h.logf("[%s run %d/%d] %-50s %8.3fs %10.0f rows/s %9s  peak RSS %s",
