@@ -49,6 +49,7 @@ fuzz:
 BENCHFLAGS ?= -sizes 1e5,1e6,1e7 -runs 3 -out bench/results
 bench: build
 	deploy/scripts/ensure-clickhouse.sh
+	deploy/scripts/ensure-s3.sh
 	$(GO) run ./bench/throughput $(BENCHFLAGS)
 
 ## bench-quick: the same at 1e5 and 1e6 rows, one run each
