@@ -2,17 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"go/build"
-	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,14 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/exportd/exportd/engine/storage"
-	"github.com/exportd/exportd/ingest/chlocal"
+	"github.com/exportd/exportd/engine/storage/s3local"
 )
 
 // The S3 contender: a second exportd serve whose storage is a bucket of a
 // private S3-compatible server, Versity's versitygw with its POSIX backend
 // (installed by deploy/scripts/ensure-s3.sh), started once per harness run
-// on a loopback port with its data under the temporary directory, as the
-// storage tests start it (engine/storage/s3_server_test.go).
+// on a loopback port with its data under the temporary directory
+// (engine/storage/s3local).
 
 const (
 	s3Access = "exportd-bench"
@@ -35,59 +28,22 @@ const (
 	s3Bucket = "exportd-bench"
 )
 
-// findVersityGW looks for versitygw where ensure-s3.sh and the tests do:
-// $EXPORTD_VERSITYGW, PATH, then $GOPATH/bin.
-func findVersityGW() (string, error) {
-	if p := os.Getenv("EXPORTD_VERSITYGW"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("versitygw not found: $EXPORTD_VERSITYGW: %w", err)
-		}
-		return p, nil
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	gopath := build.Default.GOPATH
-	if gp := os.Getenv("GOPATH"); gp != "" {
-		gopath = filepath.SplitList(gp)[0]
-	}
-	p := filepath.Join(gopath, "bin", "versitygw")
-	if _, err := os.Stat(p); err != nil {
-		return "", errors.New("versitygw not found in $EXPORTD_VERSITYGW, PATH or $GOPATH/bin")
-	}
-	return p, nil
-}
+// findVersityGW looks for versitygw where ensure-s3.sh and the tests do.
+func findVersityGW() (string, error) { return s3local.FindBinary() }
 
 // s3Server is the private versitygw of a harness run.
 type s3Server struct {
-	bin     string
-	dir     string // root/ holds the buckets; server.log
-	addr    string // 127.0.0.1:port
-	cmd     *exec.Cmd
-	done    chan struct{}
-	client  *s3.Client
-	logPath string
+	*s3local.Server
+	client *s3.Client
 }
 
 // startS3 starts versitygw under h.tmp/s3 and creates the bucket.
 func (h *harness) startS3(ctx context.Context) (*s3Server, error) {
-	s := &s3Server{bin: h.versitygw, dir: filepath.Join(h.tmp, "s3")}
-	s.logPath = filepath.Join(s.dir, "server.log")
-	if err := os.MkdirAll(filepath.Join(s.dir, "root"), 0o755); err != nil {
-		return nil, err
-	}
-	var err error
-	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before the server binds it
-		if err = s.start(ctx); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
+	srv, err := s3local.Start(s3local.Options{Dir: filepath.Join(h.tmp, "s3"), Access: s3Access, Secret: s3Secret, Binary: h.versitygw})
 	if err != nil {
 		return nil, err
 	}
+	s := &s3Server{Server: srv}
 	st, err := storage.NewS3(ctx, storage.S3Config{Bucket: s3Bucket, Endpoint: s.endpoint(), Region: "us-east-1",
 		PathStyle: true, MaxAttempts: 2, Credentials: credentials.NewStaticCredentialsProvider(s3Access, s3Secret, "")})
 	if err != nil {
@@ -104,72 +60,10 @@ func (h *harness) startS3(ctx context.Context) (*s3Server, error) {
 	return s, nil
 }
 
-func (s *s3Server) start(ctx context.Context) error {
-	port, err := chlocal.FreePort()
-	if err != nil {
-		return err
-	}
-	s.addr = "127.0.0.1:" + strconv.Itoa(port)
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	s.cmd = command(ctx, nil, s.bin, "--port", s.addr, "--access", s3Access, "--secret", s3Secret, "--quiet",
-		"posix", filepath.Join(s.dir, "root"))
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			return fmt.Errorf("versitygw exited at start:\n%s", indent(tail(s.logPath)))
-		case <-ctx.Done():
-			s.stop()
-			return ctx.Err()
-		default:
-		}
-		if resp, err := client.Get(s.endpoint() + "/"); err == nil {
-			resp.Body.Close()
-			if strings.Contains(resp.Header.Get("Server"), "VERSITYGW") {
-				return nil
-			}
-			s.stop()
-			return fmt.Errorf("another server answers on %s", s.addr)
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("versitygw not answering on %s after 20s:\n%s", s.addr, indent(tail(s.logPath)))
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+// stop ends versitygw and waits for it.
+func (s *s3Server) stop() { s.Kill() }
 
-// stop ends versitygw (SIGTERM, then SIGKILL) and waits for it.
-func (s *s3Server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-func (s *s3Server) endpoint() string { return "http://" + s.addr }
+func (s *s3Server) endpoint() string { return s.Endpoint() }
 
 // serveEnv points an exportd serve at the bucket under prefix: the storage
 // URL and the credentials, which the AWS chain reads from the environment.

@@ -4,19 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"go/build"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,12 +20,11 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/exportd/exportd/engine/storage"
+	"github.com/exportd/exportd/engine/storage/s3local"
 )
 
 // The S3 end-to-end test runs `exportd serve` against a private versitygw
-// (Versity's S3 gateway, POSIX backend) started the way the storage
-// package's tests start it (engine/storage/s3_server_test.go; that helper is
-// in another package's test files, so a small copy lives here).
+// (Versity's S3 gateway, POSIX backend) started with engine/storage/s3local.
 
 const (
 	e2eS3Access = "exportd-e2e"
@@ -39,142 +32,38 @@ const (
 	e2eS3Bucket = "exportd-e2e"
 )
 
-// e2eS3Server is a private versitygw on a loopback port.
-type e2eS3Server struct {
-	bin, dir, addr string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func findVersityGWBinary() (string, error) {
-	if p := os.Getenv("EXPORTD_VERSITYGW"); p != "" {
-		return p, nil
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	gopath := build.Default.GOPATH
-	if gp := os.Getenv("GOPATH"); gp != "" {
-		gopath = filepath.SplitList(gp)[0]
-	}
-	p := filepath.Join(gopath, "bin", "versitygw")
-	if _, err := os.Stat(p); err != nil {
-		return "", errors.New("versitygw not found in $EXPORTD_VERSITYGW, PATH or $GOPATH/bin (run deploy/scripts/ensure-s3.sh)")
-	}
-	return p, nil
-}
+// e2eS3Server is a private versitygw on a loopback port (package s3local).
+type e2eS3Server struct{ *s3local.Server }
 
 // startE2ES3 starts versitygw for the test (killed at cleanup) and creates
 // the bucket. A missing binary or a server that does not start fails the
 // test, or skips it when EXPORTD_SKIP_S3=1.
 func startE2ES3(t *testing.T) *e2eS3Server {
 	t.Helper()
-	bin, err := findVersityGWBinary()
+	srv, err := s3local.Start(s3local.Options{Dir: t.TempDir(), Access: e2eS3Access, Secret: e2eS3Secret})
 	if err == nil {
-		srv := &e2eS3Server{bin: bin, dir: t.TempDir()}
-		if err = os.MkdirAll(filepath.Join(srv.dir, "root"), 0o750); err == nil {
-			for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before the server binds it
-				srv.addr = ""
-				if err = srv.start(); err == nil {
-					t.Cleanup(srv.kill)
-					srv.createBucket(t)
-					return srv
-				}
-			}
-		}
+		t.Cleanup(srv.Kill)
+		s := &e2eS3Server{srv}
+		s.createBucket(t)
+		return s
 	}
-	if os.Getenv("EXPORTD_SKIP_S3") == "1" {
+	if os.Getenv(s3local.EnvSkip) == "1" {
 		t.Skipf("no S3 server (EXPORTD_SKIP_S3=1): %v", err)
 	}
 	t.Fatalf("start S3 server: %v (set EXPORTD_SKIP_S3=1 to skip the S3 tests)", err)
 	return nil
 }
 
-func (s *e2eS3Server) start() error {
-	if s.addr == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		s.addr = l.Addr().String()
-		l.Close()
-	}
-	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(s.bin, "--port", s.addr, "--access", e2eS3Access, "--secret", e2eS3Secret, "--quiet",
-		"posix", filepath.Join(s.dir, "root"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-done:
-			return fmt.Errorf("versitygw exited at start: %s", s.logTail())
-		default:
-		}
-		if resp, err := http.Get(s.endpoint() + "/"); err == nil {
-			resp.Body.Close()
-			if strings.Contains(resp.Header.Get("Server"), "VERSITYGW") {
-				return nil
-			}
-			s.kill()
-			return fmt.Errorf("another server answers on %s", s.addr)
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return fmt.Errorf("versitygw not answering on %s after 20s: %s", s.addr, s.logTail())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+func (s *e2eS3Server) kill() { s.Kill() }
 
-func (s *e2eS3Server) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// kill stops the server at once (SIGKILL) and waits for it to exit.
-func (s *e2eS3Server) kill() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
-
-// restart starts the server again on the same address and data.
 func (s *e2eS3Server) restart(t *testing.T) {
 	t.Helper()
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.start(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := s.Restart(); err != nil {
+		t.Fatalf("restart S3 server: %v", err)
 	}
-	t.Fatalf("restart S3 server: %v", err)
 }
 
-func (s *e2eS3Server) endpoint() string { return "http://" + s.addr }
+func (s *e2eS3Server) endpoint() string { return s.Endpoint() }
 
 func (s *e2eS3Server) createBucket(t *testing.T) {
 	t.Helper()
