@@ -32,6 +32,7 @@ import (
 	"github.com/exportd/exportd/ingest"
 	"github.com/exportd/exportd/ingest/chlocal"
 	"github.com/exportd/exportd/metrics"
+	"github.com/exportd/exportd/server/admission"
 	"github.com/exportd/exportd/server/auth"
 )
 
@@ -112,6 +113,7 @@ type envOptions struct {
 	records   *engine.Records // default: the test pool
 	store     storage.Store   // default: a file store in a temp dir
 	noStart   bool            // do not Start the engine (dead ClickHouse)
+	admission *admission.Limiter
 }
 
 // env is a server on a loopback listener with its engine and a key to mint
@@ -127,6 +129,7 @@ type env struct {
 	clock   *clock
 	logs    *observer.ObservedLogs
 	metrics *metrics.Metrics
+	reg     *prometheus.Registry
 	// retryCutOff retries requests the server may cut off mid-write (431).
 	retryCutOff bool
 }
@@ -172,8 +175,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	m := metrics.New(prometheus.NewRegistry())
-	srv, err := New(Config{Engine: eng, Records: records, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	srv, err := New(Config{Engine: eng, Admission: o.admission, Records: records, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
 		RateLimit: o.rateLimit, RateBurst: o.rateBurst, Now: clk.now, DependencyTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +188,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	e := &env{t: t, srv: srv, eng: eng, metrics: m, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
+	e := &env{t: t, srv: srv, eng: eng, metrics: m, reg: reg, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
 		client: &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: time.Minute}}
 	t.Cleanup(func() {
 		e.dumpLogs()

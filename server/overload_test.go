@@ -1,11 +1,8 @@
 package server
 
 import (
-	"context"
 	"math"
-	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,78 +10,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/source"
-	"github.com/exportd/exportd/engine/storage"
-	"github.com/exportd/exportd/metrics"
 	"github.com/exportd/exportd/server/admission"
-	"github.com/exportd/exportd/server/auth"
 )
 
-// newAdmissionEnv is newEnv with an admission limiter in front of the engine (envOptions has no
-// such field; the server here is built the same way, with lim as Config.Admission).
+// newAdmissionEnv is newEnv with lim as Config.Admission.
 func newAdmissionEnv(t *testing.T, reader engine.Reader, lim *admission.Limiter) (*env, prometheus.Gatherer) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "keys", "signing.pem")
-	key, kid, err := auth.LoadOrCreateSigningKey(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: keyPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { verifier.Close() })
-	store, err := storage.NewFile(filepath.Join(dir, "exports"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	records := engine.NewRecords(pool)
-	clk := &clock{}
-	core, logs := observer.New(zap.InfoLevel)
-	eng, err := engine.New(engine.Config{Reader: reader, Records: records, Store: store, Now: clk.now, Logger: zap.New(core).Named("engine")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	srv, err := New(Config{Engine: eng, Admission: lim, Records: records, Store: store, Verifier: verifier,
-		Logger: zap.New(core), Metrics: m, Now: clk.now, DependencyTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	e := &env{t: t, srv: srv, eng: eng, metrics: m, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
-		client: &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: time.Minute}}
-	t.Cleanup(func() {
-		e.dumpLogs()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		e.client.CloseIdleConnections()
-		gctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		eng.Shutdown(gctx)
-	})
-	return e, reg
+	e := newEnv(t, envOptions{reader: reader, admission: lim})
+	return e, e.reg
 }
 
 // counterValue returns the value of the counter name with the label pair, 0 if absent.
