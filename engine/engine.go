@@ -436,6 +436,19 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 		e.mu.Lock()
 		e.unsaved[rec.ID] = &saved
 		e.mu.Unlock()
+	} else if rec.Status == StatusReady {
+		// Another replica may have ended the export (cancel, lost owner)
+		// between the last check and this record: the first final state
+		// wins (newestFirst), so a "ready" that lost takes its file away.
+		if won, gerr := e.cfg.Records.Get(pctx, rec.ID); gerr == nil && won.Version != rec.Version {
+			if derr := e.cfg.Store.Delete(pctx, rec.ObjectName()); derr != nil {
+				e.log.Error("remove artefact of an export ended elsewhere", zap.String("export_id", rec.ID), zap.Error(derr))
+			}
+			rec = *won
+			j.mu.Lock()
+			j.exp = rec
+			j.mu.Unlock()
+		}
 	}
 	fields := []zap.Field{zap.String("export_id", rec.ID), zap.String("status", rec.Status),
 		zap.Int64("row_count", rec.RowCount), zap.Int64("byte_size", rec.ByteSize),

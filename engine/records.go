@@ -89,12 +89,16 @@ func (r *Records) query(ctx context.Context, q string, args ...any) ([]*Export, 
 }
 
 // newestFirst orders the versions of one export so that the current one
-// comes first: a final version (ready, failed, cancelled, expired) outranks
-// every pending or running one, then the highest version wins. Replicas
-// append versions without coordination, so the owner's heartbeat (running)
-// can land just after another replica recorded a cancellation or a
-// lost-owner failure; a final state must never be undone by it.
-const newestFirst = `status IN ('pending', 'running'), version DESC`
+// comes first: expired (which only follows ready) first, then the EARLIEST
+// final version (ready, failed, cancelled), then the latest pending or
+// running one. Replicas append versions without coordination: the owner's
+// heartbeat can land just after another replica recorded a cancellation or
+// a lost-owner failure, and the owner's own "ready" can land just after
+// either (its last check and its commit are not atomic). The first final
+// state recorded is the truth; an owner whose later "ready" lost removes its
+// artefact (Engine.finish).
+const newestFirst = `multiIf(status = 'expired', 0, status IN ('pending', 'running'), 2, 1), ` +
+	`if(status IN ('pending', 'running'), -toInt64(version), toInt64(version))`
 
 // Get returns the current version of an export (see newestFirst), or ErrNotFound.
 func (r *Records) Get(ctx context.Context, id string) (*Export, error) {
