@@ -13,29 +13,6 @@ import (
 	"github.com/exportd/exportd/engine/storage"
 )
 
-// slowReader streams from the real ClickHouse source but parks after the
-// first block until its context ends, so an export stays running.
-type slowReader struct {
-	*source.ClickHouse
-	started chan struct{}
-}
-
-func (r *slowReader) Stream(ctx context.Context, q source.Query, p *source.Plan, fn func(*activity.Block) error) (source.Stats, error) {
-	first := true
-	return r.ClickHouse.Stream(ctx, q, p, func(b *activity.Block) error {
-		if err := fn(b); err != nil {
-			return err
-		}
-		if first {
-			first = false
-			close(r.started)
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
-}
-
 // failingStore fails every write after the first n bytes.
 type failingStore struct {
 	*storage.File
@@ -112,7 +89,7 @@ func TestCancelRunningExportLeavesNothing(t *testing.T) {
 	seed(t, ent, 100)
 	dir := t.TempDir()
 	st, _ := storage.NewFile(dir)
-	r := &slowReader{ClickHouse: source.New(chCfg, source.Options{}), started: make(chan struct{})}
+	r := newGateReader() // never released: the export stays running until cancelled
 	eng := newEngine(t, r, st, "cancel-test")
 	x, err := eng.Submit(ctx, request(ent))
 	if err != nil {
