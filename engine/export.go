@@ -78,6 +78,8 @@ type Export struct {
 	FailureReason   string
 	Owner           string
 	Heartbeat       time.Time
+	// Options are the SPEC §7 settings of the request.
+	Options Options
 }
 
 // ObjectName is the storage name of the export's artefact.
