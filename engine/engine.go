@@ -89,9 +89,11 @@ type Engine struct {
 	unsaved map[string]*Export
 	finals  *finalCache // recent final states, see finals.go
 
-	wg       sync.WaitGroup // jobs
-	bgCancel context.CancelFunc
-	bgWG     sync.WaitGroup // janitor, heartbeat
+	wg           sync.WaitGroup // jobs (registered under mu, see SubmitWith)
+	graceOver    chan struct{}  // closed when Shutdown's grace has run out
+	shutdownOnce sync.Once
+	bgCancel     context.CancelFunc
+	bgWG         sync.WaitGroup // janitor, heartbeat
 }
 
 type job struct {
@@ -115,7 +117,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: Reader, Records and Store are required")
 	}
 	cfg.setDefaults()
-	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{}, finals: newFinalCache(16384),
+	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{}, finals: newFinalCache(16384), graceOver: make(chan struct{}),
 		unsaved: map[string]*Export{}}, nil
 }
 
@@ -232,12 +234,23 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, done func(*Export, t
 			done(nil, 0)
 		}
 	}()
+	// The draining check and the job's registration with the wait group
+	// happen under one lock, so a Submit that passes the check is waited for
+	// by Shutdown (and one that comes later is refused): no job can start
+	// after Shutdown's Wait returned.
 	e.mu.Lock()
-	draining := e.draining
-	e.mu.Unlock()
-	if draining {
+	if e.draining {
+		e.mu.Unlock()
 		return nil, ErrShuttingDown
 	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	registered := false
+	defer func() {
+		if !registered {
+			e.wg.Done()
+		}
+	}()
 	if x.ID == "" {
 		x.ID = uuid.NewString()
 	}
@@ -255,8 +268,18 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, done func(*Export, t
 	j := &job{exp: *x, cancel: cancel, done: make(chan struct{}), start: now, onDone: done}
 	e.mu.Lock()
 	e.jobs[x.ID] = j
-	e.wg.Add(1)
+	if e.draining {
+		// Shutdown began while the record was written: its grace timer
+		// cancels only jobs it can see, so this one starts cancelled when the
+		// grace is already over (the run loop then records failed/shutdown).
+		select {
+		case <-e.graceOver:
+			cancel(errShutdown)
+		default:
+		}
+	}
 	e.mu.Unlock()
+	registered = true
 	e.log.Info("export state", zap.String("export_id", x.ID), zap.String("status", StatusPending))
 	go func() {
 		defer e.wg.Done()
@@ -628,6 +651,10 @@ func (e *Engine) Draining() bool {
 // Shutdown stops admitting, lets running exports finish until ctx ends,
 // then cancels the rest (failed/shutdown) and stops background work.
 func (e *Engine) Shutdown(ctx context.Context) {
+	e.shutdownOnce.Do(func() { e.shutdown(ctx) })
+}
+
+func (e *Engine) shutdown(ctx context.Context) {
 	e.mu.Lock()
 	e.draining = true
 	e.mu.Unlock()
@@ -640,6 +667,7 @@ func (e *Engine) Shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 		e.mu.Lock()
+		close(e.graceOver)
 		for _, j := range e.jobs {
 			j.cancel(errShutdown)
 		}

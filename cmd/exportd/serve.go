@@ -136,15 +136,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		zap.String("clickhouse", s.ch.String()), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
 		zap.String("version", version))
 
+	// A listener that fails ends the process through the same ordered
+	// shutdown as a signal (running exports drain, records are final).
+	serveCtx, stopServing := context.WithCancelCause(ctx)
+	defer stopServing(nil)
 	var g errgroup.Group
-	g.Go(func() error { return srv.Serve(ln) })
+	g.Go(func() error {
+		err := srv.Serve(ln)
+		if err != nil {
+			err = fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
+			stopServing(err)
+		}
+		return err
+	})
 	g.Go(func() error {
 		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			err = fmt.Errorf("serve admin on %s: %w", adminLn.Addr(), err)
+			stopServing(err)
 			return err
 		}
 		return nil
 	})
-	<-ctx.Done()
+	<-serveCtx.Done()
+	if cause := context.Cause(serveCtx); ctx.Err() == nil && cause != nil {
+		log.Error("listener failed; shutting down", zap.Error(cause))
+	}
 	log.Info("shutting down", zap.Duration("grace", s.ShutdownGrace))
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	eng.Shutdown(graceCtx) // draining: creates get 503, /readyz fails, reads still served
