@@ -39,7 +39,7 @@ func TestSubmitRacingShutdown(t *testing.T) {
 				if i%2 == 1 {
 					time.Sleep(time.Duration(i) * 300 * time.Microsecond)
 				}
-				_, err := eng.SubmitWith(context.Background(), request(ent), func(x *engine.Export, _ time.Duration) {
+				_, _, err := eng.SubmitWith(context.Background(), request(ent), nil, func(x *engine.Export, _ time.Duration) {
 					if x == nil {
 						return
 					}

@@ -39,23 +39,34 @@ func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open PostgreSQL pool: %w", err)
+		return nil, fail(err, "open PostgreSQL pool")
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("reach PostgreSQL at %s: %w", cfg.ConnConfig.Host, err)
+		return nil, fail(err, "reach PostgreSQL at %s", cfg.ConnConfig.Host)
 	}
 	return pool, nil
 }
 
-// Sentinel errors callers branch on.
+var _ engine.RecordStore = (*Store)(nil)
+
+// Errors of the store are the engine's (engine.ErrLost,
+// engine.ErrKeyPayloadMismatch, engine.ErrNotFound,
+// engine.ErrNotCancellable); a failure to reach PostgreSQL also wraps
+// engine.ErrControlPlaneUnavailable.
 var (
-	// ErrLost: the caller's compare-and-set found the export no longer in a
-	// state it may change (ended elsewhere, or its lease was taken over).
-	ErrLost = errors.New("export ended elsewhere or lease lost")
-	// ErrKeyPayloadMismatch: the idempotency key is bound to another request.
-	ErrKeyPayloadMismatch = errors.New("idempotency key bound to another request")
+	ErrLost               = engine.ErrLost
+	ErrKeyPayloadMismatch = engine.ErrKeyPayloadMismatch
 )
+
+// fail annotates err, marking an outage as engine.ErrControlPlaneUnavailable.
+func fail(err error, format string, args ...any) error {
+	e := fmt.Errorf(format+": %w", append(args, err)...)
+	if Unreachable(err) {
+		return fmt.Errorf("%w: %w", engine.ErrControlPlaneUnavailable, e)
+	}
+	return e
+}
 
 // KeyWindow is how long an idempotency key binds (SPEC §1).
 const KeyWindow = 24 * time.Hour
@@ -85,7 +96,7 @@ func scan(row pgx.Row) (*engine.Export, error) {
 	}
 	if len(opts) > 0 {
 		if err := json.Unmarshal(opts, &x.Options); err != nil {
-			return nil, fmt.Errorf("decode options of export %s: %w", x.ID, err)
+			return nil, fail(err, "decode options of export %s", x.ID)
 		}
 	}
 	x.GeneratedAt, x.Heartbeat = gen.UTC(), hb.UTC()
@@ -117,9 +128,7 @@ func collect(rows pgx.Rows, err error) ([]*engine.Export, error) {
 
 // Key names an idempotency claim: the caller, its key, and the hash of the
 // normalised request.
-type Key struct {
-	Caller, Key, RequestHash string
-}
+type Key = engine.IdempotencyKey
 
 // Create inserts x as a new pending export owned by x.Owner. With a key, the
 // key is claimed in the same transaction: if (caller, key) is already bound
@@ -130,11 +139,11 @@ type Key struct {
 func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key) (created bool, boundID string, err error) {
 	opts, err := json.Marshal(x.Options)
 	if err != nil {
-		return false, "", fmt.Errorf("encode options: %w", err)
+		return false, "", fail(err, "encode options")
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, "", fmt.Errorf("begin create: %w", err)
+		return false, "", fail(err, "begin create")
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
 	if key != nil {
@@ -151,7 +160,7 @@ func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key) (created
 			var hash, id string
 			if err := tx.QueryRow(ctx, `SELECT request_hash, export_id::text FROM operations_activity_export_keys
 				WHERE caller = $1 AND key = $2`, key.Caller, key.Key).Scan(&hash, &id); err != nil {
-				return false, "", fmt.Errorf("read bound key: %w", err)
+				return false, "", fail(err, "read bound key")
 			}
 			if hash != key.RequestHash {
 				return false, id, ErrKeyPayloadMismatch
@@ -159,7 +168,7 @@ func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key) (created
 			return false, id, nil
 		}
 		if err != nil {
-			return false, "", fmt.Errorf("claim key: %w", err)
+			return false, "", fail(err, "claim key")
 		}
 	}
 	row := tx.QueryRow(ctx, `INSERT INTO operations_activity_exports (id, status, format, compression, date_from_utc,
@@ -171,10 +180,10 @@ func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key) (created
 	var gen, hb time.Time
 	var epoch int64
 	if err := row.Scan(&gen, &hb, &epoch); err != nil {
-		return false, "", fmt.Errorf("insert export %s: %w", x.ID, err)
+		return false, "", fail(err, "insert export %s", x.ID)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, "", fmt.Errorf("commit create of %s: %w", x.ID, err)
+		return false, "", fail(err, "commit create of %s", x.ID)
 	}
 	x.Status, x.GeneratedAt, x.Heartbeat, x.Version = engine.StatusPending, gen.UTC(), hb.UTC(), uint64(epoch)
 	return true, x.ID, nil
@@ -190,7 +199,7 @@ func (s *Store) BoundKey(ctx context.Context, caller, key, hash string) (id stri
 	case errors.Is(err, pgx.ErrNoRows):
 		return "", nil
 	case err != nil:
-		return "", fmt.Errorf("read key: %w", err)
+		return "", fail(err, "read key")
 	case h != hash:
 		return id, ErrKeyPayloadMismatch
 	}
@@ -205,7 +214,7 @@ func (s *Store) Get(ctx context.Context, id string) (*engine.Export, error) {
 		return nil, engine.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read export %s: %w", id, err)
+		return nil, fail(err, "read export %s", id)
 	}
 	return x, nil
 }
@@ -240,7 +249,7 @@ func (s *Store) List(ctx context.Context, v engine.Visibility, after *engine.Cur
 		") ORDER BY generated_at DESC, id DESC LIMIT $1"
 	out, err := collect(s.pool.Query(ctx, q, args...))
 	if err != nil {
-		return nil, fmt.Errorf("list exports: %w", err)
+		return nil, fail(err, "list exports")
 	}
 	return out, nil
 }
@@ -251,7 +260,7 @@ func (s *Store) Start(ctx context.Context, id, owner string, epoch uint64) error
 	tag, err := s.pool.Exec(ctx, `UPDATE operations_activity_exports SET status = 'running', heartbeat_at = now()
 		WHERE id = $1 AND status = 'pending' AND owner = $2 AND epoch = $3`, id, owner, int64(epoch))
 	if err != nil {
-		return fmt.Errorf("start export %s: %w", id, err)
+		return fail(err, "start export %s", id)
 	}
 	if tag.RowsAffected() == 0 {
 		return ErrLost
@@ -266,7 +275,7 @@ func (s *Store) Heartbeat(ctx context.Context, id, owner string, epoch uint64, r
 	tag, err := s.pool.Exec(ctx, `UPDATE operations_activity_exports SET heartbeat_at = now(), row_count = $4, byte_size = $5
 		WHERE id = $1 AND status IN ('pending', 'running') AND owner = $2 AND epoch = $3`, id, owner, int64(epoch), rows, bytes)
 	if err != nil {
-		return nil, fmt.Errorf("heartbeat export %s: %w", id, err)
+		return nil, fail(err, "heartbeat export %s", id)
 	}
 	if tag.RowsAffected() > 0 {
 		return nil, nil
@@ -279,13 +288,7 @@ func (s *Store) Heartbeat(ctx context.Context, id, owner string, epoch uint64, r
 }
 
 // Final is an owner's final state for its export.
-type Final struct {
-	Status, FailureReason string
-	RowCount, ByteSize    int64
-	Checksum              string
-	// Retention is how long a ready artefact stays downloadable.
-	Retention time.Duration
-}
+type Final = engine.Final
 
 // Finish records the owner's final state, fenced by owner and epoch: the
 // first final state committed wins. The loser gets the winning state and
@@ -308,7 +311,7 @@ func (s *Store) Finish(ctx context.Context, id, owner string, epoch uint64, f Fi
 		return won, ErrLost
 	}
 	if err != nil {
-		return nil, fmt.Errorf("finish export %s: %w", id, err)
+		return nil, fail(err, "finish export %s", id)
 	}
 	return x, nil
 }
@@ -328,7 +331,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*engine.Export, error) {
 		return cur, engine.ErrNotCancellable
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cancel export %s: %w", id, err)
+		return nil, fail(err, "cancel export %s", id)
 	}
 	return x, nil
 }
@@ -345,7 +348,7 @@ func (s *Store) ReapLost(ctx context.Context, stale time.Duration, limit int) ([
 			LIMIT $2 FOR UPDATE SKIP LOCKED)
 		RETURNING `+columns, stale.String(), limit))
 	if err != nil {
-		return nil, fmt.Errorf("reap lost exports: %w", err)
+		return nil, fail(err, "reap lost exports")
 	}
 	return out, nil
 }
@@ -357,7 +360,7 @@ func (s *Store) FailOwned(ctx context.Context, owner string) ([]*engine.Export, 
 		checksum_sha256 = '', byte_size = 0, finished_at = date_trunc('milliseconds', now()), epoch = epoch + 1
 		WHERE status IN ('pending', 'running') AND owner = $1 RETURNING `+columns, owner))
 	if err != nil {
-		return nil, fmt.Errorf("fail exports of %s: %w", owner, err)
+		return nil, fail(err, "fail exports of %s", owner)
 	}
 	return out, nil
 }
@@ -371,7 +374,7 @@ func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*engine.Export, err
 			WHERE status = 'ready' AND expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING `+columns, limit))
 	if err != nil {
-		return nil, fmt.Errorf("expire exports: %w", err)
+		return nil, fail(err, "expire exports")
 	}
 	return out, nil
 }
@@ -384,22 +387,22 @@ func (s *Store) DeleteOld(ctx context.Context, retention time.Duration, limit in
 		SELECT id FROM operations_activity_exports WHERE status IN ('failed', 'cancelled', 'expired')
 			AND finished_at < now() - $1::interval LIMIT $2 FOR UPDATE SKIP LOCKED)`, retention.String(), limit)
 	if err != nil {
-		return 0, fmt.Errorf("delete old records: %w", err)
+		return 0, fail(err, "delete old records")
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM operations_activity_export_keys WHERE ctid IN (
 		SELECT ctid FROM operations_activity_export_keys WHERE created_at < now() - $1::interval LIMIT $2)`,
 		KeyWindow.String(), limit); err != nil {
-		return 0, fmt.Errorf("delete old keys: %w", err)
+		return 0, fail(err, "delete old keys")
 	}
 	return int(tag.RowsAffected()), nil
 }
 
-// Ready returns which of ids are ready exports (the reconciler keeps their
-// artefacts and removes every other object).
-func (s *Store) Ready(ctx context.Context, ids []string) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text FROM operations_activity_exports WHERE id = ANY($1::uuid[]) AND status = 'ready'`, ids)
+// Live returns which of ids are pending, running or ready exports (the
+// reconciler keeps their artefacts and removes every other object).
+func (s *Store) Live(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM operations_activity_exports WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'ready')`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read ready exports: %w", err)
+		return nil, fail(err, "read live exports")
 	}
 	defer rows.Close()
 	out := make(map[string]bool, len(ids))
@@ -428,6 +431,10 @@ func Unreachable(err error) bool {
 		// Class 08 (connection exception) and 57P (operator intervention:
 		// shutdown, cannot connect now) are outages; other answers are not.
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
 	}
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) ||
 		strings.Contains(err.Error(), "failed to connect")

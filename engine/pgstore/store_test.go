@@ -295,7 +295,7 @@ func TestExpiryAndRetention(t *testing.T) {
 	if got, _ := s.Get(ctx, x.ID); got.Status != engine.StatusExpired {
 		t.Fatalf("past expiry reads %s", got.Status)
 	}
-	if r, _ := s.Ready(ctx, []string{x.ID}); !r[x.ID] {
+	if r, _ := s.Live(ctx, []string{x.ID}); !r[x.ID] {
 		t.Fatal("not yet swept: the artefact is still named by a ready record")
 	}
 	due, err := s.ExpireDue(ctx, 10000)
@@ -309,7 +309,7 @@ func TestExpiryAndRetention(t *testing.T) {
 	if !found {
 		t.Fatal("due export not expired")
 	}
-	if r, _ := s.Ready(ctx, []string{x.ID}); r[x.ID] {
+	if r, _ := s.Live(ctx, []string{x.ID}); r[x.ID] {
 		t.Fatal("expired export still ready")
 	}
 	if _, err := s.pool.Exec(ctx, "UPDATE operations_activity_exports SET finished_at = now() - interval '100 days' WHERE id = $1", x.ID); err != nil {

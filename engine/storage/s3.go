@@ -474,3 +474,32 @@ func contentType(name string) string {
 	}
 	return "application/octet-stream"
 }
+
+// List calls fn with the names of committed objects directly under the
+// prefix last modified more than grace ago, a listing page at a time (the
+// reconciler's input). It stops at fn's first error.
+func (s *S3) List(ctx context.Context, grace time.Duration, fn func(names []string) error) error {
+	cutoff := time.Now().Add(-grace)
+	prefix := s.Key("")
+	delim := "/"
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.cfg.Bucket, Prefix: &prefix, Delimiter: &delim})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list objects under %q: %w", prefix, err)
+		}
+		names := make([]string, 0, len(out.Contents))
+		for _, o := range out.Contents {
+			if aws.ToTime(o.LastModified).After(cutoff) {
+				continue
+			}
+			names = append(names, strings.TrimPrefix(aws.ToString(o.Key), prefix))
+		}
+		if len(names) > 0 {
+			if err := fn(names); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

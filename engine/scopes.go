@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Scopes resolves the parents of client and account scopes from ClickHouse
+// (the operations_activity_scopes view of the data plane). Safe for
+// concurrent use.
+type Scopes struct {
+	conn driver.Conn
+}
+
+// NewScopes returns a scope resolver over a clickhouse-go pool.
+func NewScopes(conn driver.Conn) *Scopes { return &Scopes{conn: conn} }
+
+// ScopeParents resolves the enterprise (and client) of a client or account
+// ref from operations_activity_scopes. It returns every distinct parent
+// pair; none when the scope has no activity.
+func (r *Scopes) ScopeParents(ctx context.Context, kind, ref string) ([][2]string, error) {
+	col := "client_ref"
+	if kind == KindClientAccount {
+		col = "account_ref"
+	}
+	rows, err := r.conn.Query(ctx, "SELECT DISTINCT enterprise_ref, client_ref FROM operations_activity_scopes WHERE "+col+" = ? LIMIT 10", ref)
+	if err != nil {
+		return nil, fmt.Errorf("resolve scope: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var p [2]string
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
+			return nil, fmt.Errorf("scan scope: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Ping checks that ClickHouse answers.
+func (r *Scopes) Ping(ctx context.Context) error { return r.conn.Ping(ctx) }
+
+// ResolveScope returns the enterprise (and, for accounts, the client) that a
+// scope belongs to. An enterprise resolves to itself. A client or account
+// without any activity resolves to "" (its export is empty); one seen under
+// two enterprises is ErrAmbiguousScope, never guessed.
+func (r *Scopes) ResolveScope(ctx context.Context, kind, ref string) (enterprise, client string, err error) {
+	if kind == KindEnterprise {
+		return ref, "", nil
+	}
+	parents, err := r.ScopeParents(ctx, kind, ref)
+	if err != nil {
+		return "", "", err
+	}
+	if len(parents) == 0 {
+		return "", "", nil
+	}
+	for _, p := range parents[1:] {
+		if p[0] != parents[0][0] || (kind == KindClientAccount && p[1] != parents[0][1]) {
+			return "", "", ErrAmbiguousScope
+		}
+	}
+	if kind == KindClientAccount {
+		return parents[0][0], parents[0][1], nil
+	}
+	return parents[0][0], "", nil
+}
+
+// ScopeKind returns the kind named by a ref's prefix, or "".
+func ScopeKind(ref string) string {
+	switch {
+	case strings.HasPrefix(ref, "enterprises/"):
+		return KindEnterprise
+	case strings.HasPrefix(ref, "clients/"):
+		return KindClient
+	case strings.HasPrefix(ref, "client-accounts/"):
+		return KindClientAccount
+	}
+	return ""
+}
