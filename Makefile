@@ -64,5 +64,14 @@ bench-overload: build
 	deploy/scripts/ensure-clickhouse.sh
 	$(GO) run ./bench/overload -out bench/results
 
+## bench-records: the control plane at 1k and 3M export records (list/get/create p99, RSS, expiry of 1M,
+## creates/s on 1 and 3 replicas); bench/results/records.{json,svg}. Not part of make test.
+RECORDSFLAGS ?= -out bench/results
+.PHONY: bench-records
+bench-records:
+	deploy/scripts/ensure-clickhouse.sh
+	deploy/scripts/ensure-postgres.sh
+	$(GO) run ./bench/records $(RECORDSFLAGS)
+
 clean:
 	rm -rf bin
