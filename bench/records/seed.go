@@ -56,10 +56,14 @@ var (
 	failures     = []string{engine.ReasonUpstream, engine.ReasonTimeout, engine.ReasonShutdown, engine.ReasonStorage}
 )
 
-// next makes one record: generated_at uniform over the history; a ready export lives 24 hours
-// (EXPORTD_RETENTION's default), so only the last day's successes are still ready, the older ones
-// expired; 15% failed and 10% cancelled throughout.
-func (g *generator) next() *engine.Export {
+// next makes record k of n of a seeding phase. The phase spans the whole history in time order,
+// generated_at rising from -history ago to now with k (jittered within its slot): records are
+// inserted as exportd inserts them, oldest first, so the table's physical layout is the one a
+// live system has (an enterprise's newest records share the newest heap pages) and not the
+// scatter a random order would give. A ready export lives 24 hours (EXPORTD_RETENTION's
+// default), so only the last day's successes are still ready, the older ones expired; 15% failed
+// and 10% cancelled throughout.
+func (g *generator) next(k, n int) *engine.Export {
 	ent := g.env.large
 	large := g.rng.Float64() < g.cfg.largeShare
 	if !large {
@@ -80,7 +84,9 @@ func (g *generator) next() *engine.Export {
 	x.DateTo = month.AddDate(0, 1, 0).Add(-time.Millisecond).Format("2006-01-02T15:04:05.000Z")
 	x.StorageLocation = "file://" + filepath.Join(g.env.exports, x.ObjectName())
 
-	x.GeneratedAt = g.now.Add(-time.Duration(g.rng.Int64N(int64(g.cfg.history)))).Truncate(time.Millisecond)
+	slot := float64(g.cfg.history) / float64(n)
+	age := float64(g.cfg.history) - (float64(k)+g.rng.Float64())*slot
+	x.GeneratedAt = g.now.Add(-time.Duration(age)).Truncate(time.Millisecond)
 	x.FinishedAt = x.GeneratedAt.Add(200*time.Millisecond + time.Duration(g.rng.Int64N(int64(2*time.Minute))))
 	if x.FinishedAt.After(g.now) {
 		x.FinishedAt = g.now
@@ -130,8 +136,8 @@ func (g *generator) seedTo(ctx context.Context, upTo int, logf func(string, ...a
 	for g.seeded < upTo {
 		n := min(g.cfg.batch, upTo-g.seeded)
 		batch = batch[:0]
-		for range n {
-			batch = append(batch, g.next())
+		for i := range n {
+			batch = append(batch, g.next(g.seeded-from+i, upTo-from))
 		}
 		if err := g.env.store.Import(ctx, batch); err != nil {
 			return time.Since(start), fmt.Errorf("seed records %d-%d: %w", g.seeded, g.seeded+n, err)
