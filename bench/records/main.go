@@ -176,21 +176,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Versions = env.versions(ctx)
-	gen := newGenerator(cfg, env)
-	for _, size := range []int{cfg.small, cfg.large} {
-		res, err := measureSize(ctx, cfg, env, gen, size, size == cfg.large, logf)
-		if res != nil {
-			rep.Sizes = append(rep.Sizes, *res)
-		}
-		if err != nil {
+	sizes, err := measureSizes(ctx, cfg, env, logf)
+	rep.Sizes = sizes
+	if err != nil {
+		return err
+	}
+	if cfg.expire > 0 {
+		if rep.Expiry, err = measureExpiry(ctx, cfg, env, env.deps[len(env.deps)-1], logf); err != nil {
 			return err
-		}
-		if size == cfg.large && cfg.expire > 0 {
-			ex, err := measureExpiry(ctx, cfg, env, logf)
-			if err != nil {
-				return err
-			}
-			rep.Expiry = ex
 		}
 	}
 	rep.finish()

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/exportd/exportd/engine"
 )
 
 const exportsPath = "/operations-activity-exports"
@@ -127,23 +129,21 @@ func summarize(ds []time.Duration, codes map[string]int, want int) latency {
 	return l
 }
 
-// timed sends warmup untimed and n timed requests built by mk, one at a time.
-func timed(ctx context.Context, c *client, warmup, n int, want int, mk func(i int) (method, u string, body []byte, hdr map[string]string)) (latency, error) {
-	codes := map[string]int{}
-	ds := make([]time.Duration, 0, n)
-	for i := range warmup + n {
-		if err := ctx.Err(); err != nil {
-			return latency{}, err
-		}
-		method, u, body, hdr := mk(i)
-		st, b, d := c.do(ctx, method, u, body, hdr)
-		if i >= warmup {
-			ds = append(ds, d)
-			codes[statusKey(st, want, b)]++
-		}
-	}
-	return summarize(ds, codes, want), nil
+// series collects timed answers of one kind.
+type series struct {
+	want  int
+	ds    []time.Duration
+	codes map[string]int
 }
+
+func newSeries(want int) *series { return &series{want: want, codes: map[string]int{}} }
+
+func (s *series) add(st int, body []byte, d time.Duration) {
+	s.ds = append(s.ds, d)
+	s.codes[statusKey(st, s.want, body)]++
+}
+
+func (s *series) summary() latency { return summarize(s.ds, s.codes, s.want) }
 
 type listPage struct {
 	Items         []json.RawMessage `json:"items"`
@@ -165,6 +165,9 @@ type sizeResult struct {
 	DeepPageOffset    int            `json:"deep_page_offset"` // records before the deep page
 	Get               latency        `json:"get"`
 	Create            latency        `json:"create"`
+	Healthz           latency        `json:"healthz"`          // GET /healthz: the replica's HTTP path without PostgreSQL
+	StoreList         latency        `json:"store_list_first"` // pgstore.Store.List called by the harness: PostgreSQL's part of a list
+	StoreGet          latency        `json:"store_get"`        // pgstore.Store.Get likewise
 	RSSWarmMiB        float64        `json:"rss_after_warmup_mib"`
 	RSSAfterMiB       float64        `json:"rss_after_measurements_mib"`
 	HWMMiB            float64        `json:"rss_high_water_mib"` // VmHWM after the measurements
@@ -201,121 +204,204 @@ func createBody(ent string, i int) []byte {
 
 var preferWait0 = map[string]string{"Prefer": "wait=0"}
 
-func measureSize(ctx context.Context, cfg config, e *env, g *generator, size int, large bool, logf func(string, ...any)) (*sizeResult, error) {
-	logf("== %d records", size)
-	res := &sizeResult{}
-	from := g.seeded
-	took, err := g.seedTo(ctx, size, logf)
-	if err != nil {
-		return nil, err
-	}
-	res.Seeded, res.SeedSeconds = g.seeded, took.Seconds()
-	res.SeedPerSec = float64(g.seeded-from) / took.Seconds()
-	res.SeededByStatus = maps(g.statusN)
-	// As autovacuum would after such an insert: without statistics the planner's choices on a
-	// freshly loaded table are a matter of luck, which is not what this measures.
+// probe is one deployment under measurement: its replica, client and timed series.
+type probe struct {
+	d       *deployment
+	size    int
+	r       *replica
+	c       *client
+	rng     *rand.Rand
+	res     *sizeResult
+	first   string // URL of the first list page
+	deepURL string
+
+	listFirst, listDeep, get, create, healthz, storeList, storeGet *series
+}
+
+func (p *probe) doList(ctx context.Context, s *series, u string) {
+	st, b, d := p.c.do(ctx, "GET", u, nil, nil)
+	s.add(st, b, d)
+}
+
+func (p *probe) doGet(ctx context.Context, s *series) {
+	st, b, d := p.c.do(ctx, "GET", p.r.base+exportsPath+"/"+p.d.gen.sample[p.rng.IntN(len(p.d.gen.sample))], nil, nil)
+	s.add(st, b, d)
+}
+
+func (p *probe) doCreate(ctx context.Context, s *series, creators []string, i int) {
+	st, b, d := p.c.do(ctx, "POST", p.r.base+exportsPath, createBody(creators[i%len(creators)], i), preferWait0)
+	s.add(st, b, d)
+}
+
+func (p *probe) doHealthz(ctx context.Context, s *series) {
+	st, b, d := p.c.do(ctx, "GET", p.r.base+"/healthz", nil, nil)
+	s.add(st, b, d)
+}
+
+// doStore times the store's own List and Get from the harness, without exportd: the floor of the
+// API's figures (PostgreSQL and the machine).
+func (p *probe) doStore(ctx context.Context, large string) error {
 	start := time.Now()
-	if _, err := e.pool.Exec(ctx, "VACUUM ANALYZE operations_activity_exports"); err != nil {
-		return nil, fmt.Errorf("vacuum analyze: %w", err)
+	if _, err := p.d.store.List(ctx, engine.Visibility{Enterprises: []string{large}}, nil, 101); err != nil {
+		return fmt.Errorf("store list: %w", err)
 	}
-	res.AnalyzeSeconds = time.Since(start).Seconds()
-	var bytes int64
-	if err := e.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE enterprise_ref = $1),
-		pg_total_relation_size('operations_activity_exports') FROM operations_activity_exports`, e.large).
-		Scan(&res.Records, &res.LargeRecords, &bytes); err != nil {
-		return nil, fmt.Errorf("count records: %w", err)
+	p.storeList.add(200, nil, time.Since(start))
+	start = time.Now()
+	if _, err := p.d.store.Get(ctx, p.d.gen.sample[p.rng.IntN(len(p.d.gen.sample))]); err != nil {
+		return fmt.Errorf("store get: %w", err)
 	}
-	res.TableMiB = mib(bytes)
-	logf("table holds %d records (%d of the large enterprise), %.0f MiB with indexes; vacuum analyze %.1fs",
-		res.Records, res.LargeRecords, res.TableMiB, res.AnalyzeSeconds)
+	p.storeGet.add(200, nil, time.Since(start))
+	return nil
+}
 
-	r, err := e.startReplica(ctx, cfg)
-	if err != nil {
-		return res, err
-	}
-	c := newClient(e.token, 4)
-	rng := rand.New(rand.NewPCG(cfg.seed, uint64(size)))
-	first := r.base + exportsPath + "?page_size=100"
-	get := func(int) (string, string, []byte, map[string]string) {
-		return "GET", r.base + exportsPath + "/" + g.sample[rng.IntN(len(g.sample))], nil, nil
-	}
-	list := func(int) (string, string, []byte, map[string]string) { return "GET", first, nil, nil }
-	create := func(i int) (string, string, []byte, map[string]string) {
-		return "POST", r.base + exportsPath, createBody(e.creators[i%len(e.creators)], i), preferWait0
-	}
-
-	// Warm-up: every kind of request, untimed, then the RSS reading.
-	for _, mk := range []func(int) (string, string, []byte, map[string]string){list, get, create} {
-		if _, err := timed(ctx, c, cfg.warmup, 0, 0, mk); err != nil {
-			return res, err
+// measureSizes seeds both deployments, then measures them side by side: every timed request
+// alternates between the small and the large deployment (which goes first alternates too), so a
+// busy moment of the machine weighs on both.
+func measureSizes(ctx context.Context, cfg config, e *env, logf func(string, ...any)) ([]sizeResult, error) {
+	sizes := []int{cfg.small, cfg.large}
+	ps := make([]*probe, len(e.deps))
+	for i, d := range e.deps {
+		p := &probe{d: d, size: sizes[i], res: &sizeResult{}, rng: rand.New(rand.NewPCG(cfg.seed, uint64(100+i))),
+			listFirst: newSeries(200), listDeep: newSeries(200), get: newSeries(200), create: newSeries(201),
+			healthz: newSeries(200), storeList: newSeries(200), storeGet: newSeries(200)}
+		ps[i] = p
+		took, err := d.gen.seedTo(ctx, p.size, logf)
+		if err != nil {
+			return nil, err
 		}
+		p.res.Seeded, p.res.SeedSeconds = d.gen.seeded, took.Seconds()
+		p.res.SeedPerSec = float64(d.gen.seeded) / took.Seconds()
+		p.res.SeededByStatus = maps(d.gen.statusN)
+		// As autovacuum would after such an insert: without statistics the planner's choices on
+		// a freshly loaded table are a matter of luck, which is not what this measures.
+		start := time.Now()
+		if _, err := d.pool.Exec(ctx, "VACUUM ANALYZE operations_activity_exports"); err != nil {
+			return nil, fmt.Errorf("vacuum analyze: %w", err)
+		}
+		p.res.AnalyzeSeconds = time.Since(start).Seconds()
+		var bytes int64
+		if err := d.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE enterprise_ref = $1),
+			pg_total_relation_size('operations_activity_exports') FROM operations_activity_exports`, e.large).
+			Scan(&p.res.Records, &p.res.LargeRecords, &bytes); err != nil {
+			return nil, fmt.Errorf("count records: %w", err)
+		}
+		p.res.TableMiB = mib(bytes)
+		logf("%s holds %d records (%d of the large enterprise), %.0f MiB with indexes; vacuum analyze %.1fs",
+			d.db, p.res.Records, p.res.LargeRecords, p.res.TableMiB, p.res.AnalyzeSeconds)
+	}
+	out := func() []sizeResult {
+		var rs []sizeResult
+		for _, p := range ps {
+			rs = append(rs, *p.res)
+		}
+		return rs
+	}
+
+	for _, p := range ps {
+		r, err := e.startReplica(ctx, cfg, p.d)
+		if err != nil {
+			return nil, err
+		}
+		p.r, p.c = r, newClient(e.token, 4)
+		p.first = r.base + exportsPath + "?page_size=100"
+	}
+	// Warm-up: every kind of request, untimed, then the RSS reading.
+	for _, p := range ps {
+		w := newSeries(0)
+		for i := range cfg.warmup {
+			p.doList(ctx, w, p.first)
+			p.doGet(ctx, w)
+			p.doCreate(ctx, w, e.creators, i)
+			p.doHealthz(ctx, w)
+			if err := p.doStore(ctx, e.large); err != nil {
+				return nil, err
+			}
+		}
+		p.storeList, p.storeGet = newSeries(200), newSeries(200)
 	}
 	time.Sleep(time.Second) // let the warm-up's exports finish
-	rss, err := rssBytes(r.pid())
-	if err != nil {
-		return res, err
-	}
-	res.RSSWarmMiB = mib(rss)
-	logf("%s warm (RSS %.1f MiB)", r.name, res.RSSWarmMiB)
-
-	if res.ListFirst, err = timed(ctx, c, 0, cfg.requests, http.StatusOK, list); err != nil {
-		return res, err
-	}
-	logf("list first page: p50 %.2f ms, p99 %.2f ms", res.ListFirst.P50Ms, res.ListFirst.P99Ms)
-
-	deep, offset, err := walk(ctx, c, first, cfg.deepPages)
-	if err != nil {
-		return res, err
-	}
-	res.DeepPageOffset = offset
-	deepURL := first + "&page_token=" + url.QueryEscape(deep)
-	if res.ListDeep, err = timed(ctx, c, cfg.warmup/4, cfg.requests, http.StatusOK,
-		func(int) (string, string, []byte, map[string]string) { return "GET", deepURL, nil, nil }); err != nil {
-		return res, err
-	}
-	logf("list deep page (after %d records): p50 %.2f ms, p99 %.2f ms", offset, res.ListDeep.P50Ms, res.ListDeep.P99Ms)
-
-	if res.Get, err = timed(ctx, c, 0, cfg.requests, http.StatusOK, get); err != nil {
-		return res, err
-	}
-	logf("get: p50 %.2f ms, p99 %.2f ms", res.Get.P50Ms, res.Get.P99Ms)
-	if res.Create, err = timed(ctx, c, 0, cfg.creates, http.StatusCreated, create); err != nil {
-		return res, err
-	}
-	logf("create: p50 %.2f ms, p99 %.2f ms (%d not 201: %v)", res.Create.P50Ms, res.Create.P99Ms, res.Create.Bad, res.Create.Codes)
-	time.Sleep(time.Second)
-	if rss, err = rssBytes(r.pid()); err != nil {
-		return res, err
-	}
-	res.RSSAfterMiB = mib(rss)
-	if hwm, err := procStatus(r.pid(), "VmHWM:"); err == nil {
-		res.HWMMiB = mib(hwm)
-	}
-	logf("%s RSS after the measurements %.1f MiB (high water %.1f MiB)", r.name, res.RSSAfterMiB, res.HWMMiB)
-
-	res.Creates1 = createLoad(ctx, e, []*replica{r}, cfg.clients, cfg.createDuration)
-	logf("creates/s, 1 replica, %d clients: %.1f (%v)", cfg.clients, res.Creates1.PerSec, res.Creates1.Codes)
-	all := []*replica{r}
-	for len(all) < cfg.replicas {
-		x, err := e.startReplica(ctx, cfg)
+	for _, p := range ps {
+		rss, err := rssBytes(p.r.pid())
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		all = append(all, x)
+		p.res.RSSWarmMiB = mib(rss)
+		deep, offset, err := walk(ctx, p.c, p.first, cfg.deepPages)
+		if err != nil {
+			return nil, err
+		}
+		p.res.DeepPageOffset = offset
+		p.deepURL = p.first + "&page_token=" + url.QueryEscape(deep)
+		logf("%s warm (RSS %.1f MiB); deep page after %d records", p.r.name, p.res.RSSWarmMiB, offset)
 	}
-	if len(all) > 1 {
-		res.CreatesN = createLoad(ctx, e, all, cfg.clients, cfg.createDuration)
-		logf("creates/s, %d replicas, %d clients: %.1f (%v)", len(all), cfg.clients, res.CreatesN.PerSec, res.CreatesN.Codes)
+
+	logf("timing %d rounds of list first page, list deep page, get, /healthz, store List and Get, alternating sizes", cfg.requests)
+	for i := range cfg.requests {
+		for j := range ps {
+			p := ps[(i+j)%len(ps)]
+			p.doList(ctx, p.listFirst, p.first)
+			p.doList(ctx, p.listDeep, p.deepURL)
+			p.doGet(ctx, p.get)
+			p.doHealthz(ctx, p.healthz)
+			if err := p.doStore(ctx, e.large); err != nil {
+				return nil, err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
-	for _, x := range all {
-		n := countLines(x.logPath, `"level":"warn"`, `"level":"error"`)
-		res.ReplicaWarnLines += n[`"level":"warn"`]
-		res.ReplicaErrorLines += n[`"level":"error"`]
-		res.SigtermSeconds = append(res.SigtermSeconds, e.stopReplica(x).Seconds())
+	logf("timing %d creates per size, alternating sizes", cfg.creates)
+	for i := range cfg.creates {
+		for j := range ps {
+			p := ps[(i+j)%len(ps)]
+			p.doCreate(ctx, p.create, e.creators, i)
+		}
 	}
-	logf("replicas stopped (SIGTERM to exit %v s); their logs hold %d warn and %d error lines", fmtSecs(res.SigtermSeconds),
-		res.ReplicaWarnLines, res.ReplicaErrorLines)
-	return res, nil
+	time.Sleep(time.Second)
+	for _, p := range ps {
+		rss, err := rssBytes(p.r.pid())
+		if err != nil {
+			return nil, err
+		}
+		p.res.RSSAfterMiB = mib(rss)
+		if hwm, err := procStatus(p.r.pid(), "VmHWM:"); err == nil {
+			p.res.HWMMiB = mib(hwm)
+		}
+		p.res.ListFirst, p.res.ListDeep, p.res.Get, p.res.Create = p.listFirst.summary(), p.listDeep.summary(), p.get.summary(), p.create.summary()
+		p.res.Healthz, p.res.StoreList, p.res.StoreGet = p.healthz.summary(), p.storeList.summary(), p.storeGet.summary()
+		logf("%d records: list first p50 %.2f p99 %.2f ms; deep p50 %.2f p99 %.2f ms; get p50 %.2f p99 %.2f ms; create p50 %.2f p99 %.2f ms (%v); "+
+			"/healthz p99 %.2f ms; store List p99 %.2f ms, Get p99 %.2f ms; RSS %.1f MiB after (high water %.1f)",
+			p.size, p.res.ListFirst.P50Ms, p.res.ListFirst.P99Ms, p.res.ListDeep.P50Ms, p.res.ListDeep.P99Ms, p.res.Get.P50Ms, p.res.Get.P99Ms,
+			p.res.Create.P50Ms, p.res.Create.P99Ms, p.res.Create.Codes, p.res.Healthz.P99Ms, p.res.StoreList.P99Ms, p.res.StoreGet.P99Ms,
+			p.res.RSSAfterMiB, p.res.HWMMiB)
+	}
+
+	for _, p := range ps {
+		p.res.Creates1 = createLoad(ctx, e, []*replica{p.r}, cfg.clients, cfg.createDuration)
+		logf("%d records: creates/s, 1 replica, %d clients: %.1f (%v)", p.size, cfg.clients, p.res.Creates1.PerSec, p.res.Creates1.Codes)
+		all := []*replica{p.r}
+		for len(all) < cfg.replicas {
+			x, err := e.startReplica(ctx, cfg, p.d)
+			if err != nil {
+				return out(), err
+			}
+			all = append(all, x)
+		}
+		if len(all) > 1 {
+			p.res.CreatesN = createLoad(ctx, e, all, cfg.clients, cfg.createDuration)
+			logf("%d records: creates/s, %d replicas, %d clients: %.1f (%v)", p.size, len(all), cfg.clients, p.res.CreatesN.PerSec, p.res.CreatesN.Codes)
+		}
+		for _, x := range all {
+			p.res.SigtermSeconds = append(p.res.SigtermSeconds, e.stopReplica(x).Seconds())
+			n := countLines(x.logPath, `"level":"warn"`, `"level":"error"`)
+			p.res.ReplicaWarnLines += n[`"level":"warn"`]
+			p.res.ReplicaErrorLines += n[`"level":"error"`]
+		}
+		logf("%d records: replicas stopped (SIGTERM to exit %s s); their logs hold %d warn and %d error lines", p.size,
+			fmtSecs(p.res.SigtermSeconds), p.res.ReplicaWarnLines, p.res.ReplicaErrorLines)
+	}
+	return out(), nil
 }
 
 func maps(m map[string]int) map[string]int {
@@ -425,17 +511,19 @@ type expiryResult struct {
 	SampleIntervalMs int     `json:"rss_sample_interval_ms"`
 }
 
-func measureExpiry(ctx context.Context, cfg config, e *env, logf func(string, ...any)) (*expiryResult, error) {
-	logf("== expiry of %d records at once", cfg.expire)
-	r, err := e.startReplica(ctx, cfg)
+func measureExpiry(ctx context.Context, cfg config, e *env, d *deployment, logf func(string, ...any)) (*expiryResult, error) {
+	logf("== expiry of %d records at once (%s)", cfg.expire, d.db)
+	r, err := e.startReplica(ctx, cfg, d)
 	if err != nil {
 		return nil, err
 	}
 	defer e.stopReplica(r)
 	c := newClient(e.token, 2)
 	first := r.base + exportsPath + "?page_size=100"
-	if _, err := timed(ctx, c, cfg.warmup, 0, 0, func(int) (string, string, []byte, map[string]string) { return "GET", first, nil, nil }); err != nil {
-		return nil, err
+	for range cfg.warmup {
+		if st, b, _ := c.do(ctx, "GET", first, nil, nil); st != http.StatusOK {
+			return nil, fmt.Errorf("list before the expiry: status %d: %.200s", st, b)
+		}
 	}
 	time.Sleep(time.Second)
 	res := &expiryResult{SampleIntervalMs: 100}
@@ -472,7 +560,7 @@ func measureExpiry(ctx context.Context, cfg config, e *env, logf func(string, ..
 	// A marker expiry time no seeded record has, so that the count below sees exactly these.
 	marker := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
 	start := time.Now()
-	tag, err := e.pool.Exec(ctx, `UPDATE operations_activity_exports SET status = 'ready', expires_at = $2,
+	tag, err := d.pool.Exec(ctx, `UPDATE operations_activity_exports SET status = 'ready', expires_at = $2,
 		finished_at = coalesce(finished_at, generated_at)
 		WHERE id IN (SELECT id FROM operations_activity_exports WHERE status IN ('expired', 'failed', 'cancelled') LIMIT $1)`,
 		cfg.expire, marker)
@@ -508,7 +596,7 @@ func measureExpiry(ctx context.Context, cfg config, e *env, logf func(string, ..
 	var firstAt time.Time
 	for {
 		var left int64
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM operations_activity_exports WHERE status = 'ready' AND expires_at = $1`,
+		if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM operations_activity_exports WHERE status = 'ready' AND expires_at = $1`,
 			marker).Scan(&left); err != nil {
 			return nil, fmt.Errorf("count unexpired: %w", err)
 		}

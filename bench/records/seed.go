@@ -18,6 +18,7 @@ import (
 type generator struct {
 	cfg     config
 	env     *env
+	dep     *deployment
 	rng     *rand.Rand
 	now     time.Time
 	users   []string
@@ -29,8 +30,8 @@ type generator struct {
 
 const sampleSize = 10000
 
-func newGenerator(cfg config, e *env) *generator {
-	g := &generator{cfg: cfg, env: e, rng: rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x5eed)), now: time.Now().UTC(),
+func newGenerator(cfg config, e *env, d *deployment, stream uint64) *generator {
+	g := &generator{cfg: cfg, env: e, dep: d, rng: rand.New(rand.NewPCG(cfg.seed, stream)), now: time.Now().UTC(),
 		statusN: map[string]int{}}
 	for range 50 {
 		g.users = append(g.users, "users/"+g.uuid())
@@ -82,7 +83,7 @@ func (g *generator) next(k, n int) *engine.Export {
 	month := time.Date(2026, time.Month(1+g.rng.IntN(11)), 1, 0, 0, 0, 0, time.UTC)
 	x.DateFrom = month.Format("2006-01-02T15:04:05.000Z")
 	x.DateTo = month.AddDate(0, 1, 0).Add(-time.Millisecond).Format("2006-01-02T15:04:05.000Z")
-	x.StorageLocation = "file://" + filepath.Join(g.env.exports, x.ObjectName())
+	x.StorageLocation = "file://" + filepath.Join(g.dep.exports, x.ObjectName())
 
 	slot := float64(g.cfg.history) / float64(n)
 	age := float64(g.cfg.history) - (float64(k)+g.rng.Float64())*slot
@@ -139,7 +140,7 @@ func (g *generator) seedTo(ctx context.Context, upTo int, logf func(string, ...a
 		for i := range n {
 			batch = append(batch, g.next(g.seeded-from+i, upTo-from))
 		}
-		if err := g.env.store.Import(ctx, batch); err != nil {
+		if err := g.dep.store.Import(ctx, batch); err != nil {
 			return time.Since(start), fmt.Errorf("seed records %d-%d: %w", g.seeded, g.seeded+n, err)
 		}
 		g.seeded += n
@@ -148,7 +149,7 @@ func (g *generator) seedTo(ctx context.Context, upTo int, logf func(string, ...a
 			el := time.Since(start).Seconds()
 			rate := float64(g.seeded-from) / el
 			eta := float64(upTo-g.seeded) / rate
-			logf("seeded %d / %d records (%.0f%%), %.0f records/s, ETA %.0fs", g.seeded, upTo,
+			logf("%s: seeded %d / %d records (%.0f%%), %.0f records/s, ETA %.0fs", g.dep.db, g.seeded, upTo,
 				100*float64(g.seeded)/float64(upTo), rate, eta)
 		}
 	}

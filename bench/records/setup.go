@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/exportd/exportd/engine/pgstore"
@@ -23,24 +24,39 @@ import (
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
-// env is the system under test: a private PostgreSQL and ClickHouse, the exportd binary, a token,
-// one shared storage directory, and the replicas running at the moment.
+// env is the system under test: one private PostgreSQL and ClickHouse, the exportd binary, a
+// token, and two deployments on them, one per history size.
 type env struct {
 	dir      string // work directory: everything below it is removed at the end
 	keep     bool
 	exportd  string
-	exports  string // file storage shared by the replicas
-	key      string // signing key file shared by the replicas
+	key      string // signing key file shared by every replica
 	pg       *pglocal.Server
 	ch       *chlocal.Server
-	pool     *pgxpool.Pool
-	store    *pgstore.Store
 	token    string
 	large    string   // the large enterprise
 	small    []string // the small enterprises
 	creators []string // small enterprises the token covers: the creates' scopes
-	replicas []*replica
+	deps     []*deployment
+	replicas []*replica // running, of any deployment
 	nextID   int
+}
+
+// deployment is one control plane: its own PostgreSQL database (on the shared server), its own
+// storage directory, and the replicas that run on them. The two sizes are two deployments side by
+// side, so that their requests can be interleaved: whatever else loads the machine then weighs
+// on both sizes alike.
+type deployment struct {
+	name    string // "small" or "large"
+	db      string
+	exports string
+	pool    *pgxpool.Pool
+	store   *pgstore.Store
+	gen     *generator
+}
+
+func (e *env) dsn(d *deployment) string {
+	return "postgres://postgres@" + e.pg.Addr + "/" + d.db + "?sslmode=disable"
 }
 
 // setUp starts everything but the replicas. On error, the returned env (if not nil) must still be
@@ -54,11 +70,8 @@ func setUp(ctx context.Context, cfg config, logf func(string, ...any)) (*env, er
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, keep: cfg.keep, exports: filepath.Join(dir, "exports"), key: filepath.Join(dir, "signing-key.pem")}
+	e := &env{dir: dir, keep: cfg.keep, key: filepath.Join(dir, "signing-key.pem")}
 	logf("work directory %s", dir)
-	if err := os.MkdirAll(e.exports, 0o755); err != nil {
-		return e, err
-	}
 
 	if e.exportd = cfg.exportd; e.exportd == "" {
 		e.exportd = filepath.Join(dir, "exportd")
@@ -85,22 +98,37 @@ func setUp(ctx context.Context, cfg config, logf func(string, ...any)) (*env, er
 	}
 	logf("ClickHouse on %s in %.1fs", e.ch.TCPAddr, time.Since(start).Seconds())
 
-	if out, err := e.tool(ctx, "migrate"); err != nil {
-		return e, err
-	} else if s := strings.TrimSpace(out); s != "" {
-		logf("exportd migrate: %s", s)
+	admin, err := pgx.Connect(ctx, e.pg.DSN())
+	if err != nil {
+		return e, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
-	if e.pool, err = pgstore.Open(ctx, e.pg.DSN()); err != nil {
-		return e, err
+	defer admin.Close(context.Background())
+	for _, name := range []string{"small", "large"} {
+		d := &deployment{name: name, db: "exportd_" + name, exports: filepath.Join(dir, "exports-"+name)}
+		e.deps = append(e.deps, d)
+		if err := os.MkdirAll(d.exports, 0o755); err != nil {
+			return e, err
+		}
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{d.db}.Sanitize()); err != nil {
+			return e, fmt.Errorf("create database %s: %w", d.db, err)
+		}
+		if out, err := e.tool(ctx, d, "migrate"); err != nil {
+			return e, err
+		} else if s := strings.TrimSpace(out); s != "" {
+			logf("exportd migrate (%s): %s", d.db, s)
+		}
+		if d.pool, err = pgstore.Open(ctx, e.dsn(d)); err != nil {
+			return e, err
+		}
+		var table *string
+		if err := d.pool.QueryRow(ctx, "SELECT to_regclass('operations_activity_exports')::text").Scan(&table); err != nil {
+			return e, fmt.Errorf("look for the records table: %w", err)
+		}
+		if table == nil {
+			return e, fmt.Errorf("exportd migrate did not create operations_activity_exports in PostgreSQL (is EXPORTD_POSTGRES_DSN wired into cmd/exportd?)")
+		}
+		d.store = pgstore.New(d.pool)
 	}
-	var table *string
-	if err := e.pool.QueryRow(ctx, "SELECT to_regclass('operations_activity_exports')::text").Scan(&table); err != nil {
-		return e, fmt.Errorf("look for the records table: %w", err)
-	}
-	if table == nil {
-		return e, fmt.Errorf("exportd migrate did not create operations_activity_exports in PostgreSQL (is EXPORTD_POSTGRES_DSN wired into cmd/exportd?)")
-	}
-	e.store = pgstore.New(e.pool)
 
 	e.large = "enterprises/" + uuid.NewString()
 	e.small = make([]string, cfg.enterprises)
@@ -114,24 +142,27 @@ func setUp(ctx context.Context, cfg config, logf func(string, ...any)) (*env, er
 	for _, ent := range e.creators {
 		args = append(args, "--scope", ent+":subtree")
 	}
-	out, err := e.tool(ctx, args...)
+	out, err := e.tool(ctx, e.deps[0], args...)
 	if err != nil {
 		return e, err
 	}
 	e.token = strings.TrimSpace(out)
+	for i, d := range e.deps {
+		d.gen = newGenerator(cfg, e, d, uint64(i))
+	}
 	return e, nil
 }
 
-// toolEnv is the environment every exportd process gets.
-func (e *env) toolEnv() []string {
-	return []string{"EXPORTD_POSTGRES_DSN=" + e.pg.DSN(), "EXPORTD_CLICKHOUSE_DSN=" + e.ch.DSN(),
-		"EXPORTD_SIGNING_KEY=" + e.key, "EXPORTD_STORAGE_URL=file://" + e.exports}
+// toolEnv is the environment every exportd process of deployment d gets.
+func (e *env) toolEnv(d *deployment) []string {
+	return []string{"EXPORTD_POSTGRES_DSN=" + e.dsn(d), "EXPORTD_CLICKHOUSE_DSN=" + e.ch.DSN(),
+		"EXPORTD_SIGNING_KEY=" + e.key, "EXPORTD_STORAGE_URL=file://" + d.exports}
 }
 
-// tool runs an exportd subcommand to completion and returns its stdout.
-func (e *env) tool(ctx context.Context, args ...string) (string, error) {
+// tool runs an exportd subcommand of deployment d to completion and returns its stdout.
+func (e *env) tool(ctx context.Context, d *deployment, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, e.exportd, args...)
-	cmd.Env = append(os.Environ(), e.toolEnv()...)
+	cmd.Env = append(os.Environ(), e.toolEnv(d)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -153,8 +184,9 @@ type replica struct {
 
 func (r *replica) pid() int { return r.cmd.Process.Pid }
 
-// startReplica starts one more `exportd serve` and waits until /readyz answers 200.
-func (e *env) startReplica(ctx context.Context, cfg config) (*replica, error) {
+// startReplica starts one more `exportd serve` of deployment d and waits until /readyz answers
+// 200.
+func (e *env) startReplica(ctx context.Context, cfg config, d *deployment) (*replica, error) {
 	httpPort, err := chlocal.FreePort()
 	if err != nil {
 		return nil, err
@@ -164,7 +196,7 @@ func (e *env) startReplica(ctx context.Context, cfg config) (*replica, error) {
 		return nil, err
 	}
 	e.nextID++
-	name := "replica-" + strconv.Itoa(e.nextID)
+	name := d.name + "-replica-" + strconv.Itoa(e.nextID)
 	r := &replica{name: name, base: "http://127.0.0.1:" + strconv.Itoa(httpPort), logPath: filepath.Join(e.dir, name+".log"),
 		done: make(chan struct{})}
 	logFile, err := os.Create(r.logPath)
@@ -172,7 +204,7 @@ func (e *env) startReplica(ctx context.Context, cfg config) (*replica, error) {
 		return nil, err
 	}
 	cmd := exec.Command(e.exportd, "serve")
-	cmd.Env = append(os.Environ(), e.toolEnv()...)
+	cmd.Env = append(os.Environ(), e.toolEnv(d)...)
 	cmd.Env = append(cmd.Env,
 		"EXPORTD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
 		"EXPORTD_ADMIN_ADDR=127.0.0.1:"+strconv.Itoa(adminPort),
@@ -251,8 +283,10 @@ func (e *env) tearDown(logf func(string, ...any)) {
 	for len(e.replicas) > 0 {
 		e.stopReplica(e.replicas[0])
 	}
-	if e.pool != nil {
-		e.pool.Close()
+	for _, d := range e.deps {
+		if d.pool != nil {
+			d.pool.Close()
+		}
 	}
 	if e.ch != nil {
 		if err := e.ch.Stop(); err != nil {
@@ -279,13 +313,13 @@ func (e *env) versions(ctx context.Context) map[string]string {
 		v["commit"] = strings.TrimSpace(string(out))
 	}
 	var pg string
-	if err := e.pool.QueryRow(ctx, "SHOW server_version").Scan(&pg); err == nil {
+	if err := e.deps[0].pool.QueryRow(ctx, "SHOW server_version").Scan(&pg); err == nil {
 		v["postgresql"] = pg
 	}
 	if out, err := exec.CommandContext(ctx, "clickhouse-server", "--version").Output(); err == nil {
 		v["clickhouse"] = strings.TrimSpace(string(out))
 	}
-	if out, err := e.tool(ctx, "version"); err == nil {
+	if out, err := e.tool(ctx, e.deps[0], "version"); err == nil {
 		v["exportd"] = strings.TrimSpace(out)
 	}
 	return v
