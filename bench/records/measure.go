@@ -165,9 +165,10 @@ type sizeResult struct {
 	DeepPageOffset    int            `json:"deep_page_offset"` // records before the deep page
 	Get               latency        `json:"get"`
 	Create            latency        `json:"create"`
-	Healthz           latency        `json:"healthz"`          // GET /healthz: the replica's HTTP path without PostgreSQL
-	StoreList         latency        `json:"store_list_first"` // pgstore.Store.List called by the harness: PostgreSQL's part of a list
-	StoreGet          latency        `json:"store_get"`        // pgstore.Store.Get likewise
+	ListMulti         latency        `json:"list_first_page_many_scopes"` // as a caller with 17 subtree scopes (the large enterprise and 16 small ones)
+	Healthz           latency        `json:"healthz"`                     // GET /healthz: the replica's HTTP path without PostgreSQL
+	StoreList         latency        `json:"store_list_first"`            // pgstore.Store.List called by the harness: PostgreSQL's part of a list
+	StoreGet          latency        `json:"store_get"`                   // pgstore.Store.Get likewise
 	RSSWarmMiB        float64        `json:"rss_after_warmup_mib"`
 	RSSAfterMiB       float64        `json:"rss_after_measurements_mib"`
 	HWMMiB            float64        `json:"rss_high_water_mib"` // VmHWM after the measurements
@@ -209,17 +210,18 @@ type probe struct {
 	d       *deployment
 	size    int
 	r       *replica
-	c       *client
+	c       *client // as the large enterprise only
+	cm      *client // as the large enterprise and the creators: creates, the many-scope list
 	rng     *rand.Rand
 	res     *sizeResult
 	first   string // URL of the first list page
 	deepURL string
 
-	listFirst, listDeep, get, create, healthz, storeList, storeGet *series
+	listFirst, listDeep, listMulti, get, create, healthz, storeList, storeGet *series
 }
 
-func (p *probe) doList(ctx context.Context, s *series, u string) {
-	st, b, d := p.c.do(ctx, "GET", u, nil, nil)
+func (p *probe) doList(ctx context.Context, c *client, s *series, u string) {
+	st, b, d := c.do(ctx, "GET", u, nil, nil)
 	s.add(st, b, d)
 }
 
@@ -229,7 +231,7 @@ func (p *probe) doGet(ctx context.Context, s *series) {
 }
 
 func (p *probe) doCreate(ctx context.Context, s *series, creators []string, i int) {
-	st, b, d := p.c.do(ctx, "POST", p.r.base+exportsPath, createBody(creators[i%len(creators)], i), preferWait0)
+	st, b, d := p.cm.do(ctx, "POST", p.r.base+exportsPath, createBody(creators[i%len(creators)], i), preferWait0)
 	s.add(st, b, d)
 }
 
@@ -262,7 +264,7 @@ func measureSizes(ctx context.Context, cfg config, e *env, logf func(string, ...
 	ps := make([]*probe, len(e.deps))
 	for i, d := range e.deps {
 		p := &probe{d: d, size: sizes[i], res: &sizeResult{}, rng: rand.New(rand.NewPCG(cfg.seed, uint64(100+i))),
-			listFirst: newSeries(200), listDeep: newSeries(200), get: newSeries(200), create: newSeries(201),
+			listFirst: newSeries(200), listDeep: newSeries(200), listMulti: newSeries(200), get: newSeries(200), create: newSeries(201),
 			healthz: newSeries(200), storeList: newSeries(200), storeGet: newSeries(200)}
 		ps[i] = p
 		took, err := d.gen.seedTo(ctx, p.size, logf)
@@ -302,14 +304,15 @@ func measureSizes(ctx context.Context, cfg config, e *env, logf func(string, ...
 		if err != nil {
 			return nil, err
 		}
-		p.r, p.c = r, newClient(e.token, 4)
+		p.r, p.c, p.cm = r, newClient(e.token, 4), newClient(e.multi, 4)
 		p.first = r.base + exportsPath + "?page_size=100"
 	}
 	// Warm-up: every kind of request, untimed, then the RSS reading.
 	for _, p := range ps {
 		w := newSeries(0)
 		for i := range cfg.warmup {
-			p.doList(ctx, w, p.first)
+			p.doList(ctx, p.c, w, p.first)
+			p.doList(ctx, p.cm, w, p.first)
 			p.doGet(ctx, w)
 			p.doCreate(ctx, w, e.creators, i)
 			p.doHealthz(ctx, w)
@@ -335,12 +338,13 @@ func measureSizes(ctx context.Context, cfg config, e *env, logf func(string, ...
 		logf("%s warm (RSS %.1f MiB); deep page after %d records", p.r.name, p.res.RSSWarmMiB, offset)
 	}
 
-	logf("timing %d rounds of list first page, list deep page, get, /healthz, store List and Get, alternating sizes", cfg.requests)
+	logf("timing %d rounds of list first page, list deep page, list first page with 17 scopes, get, /healthz, store List and Get, alternating sizes", cfg.requests)
 	for i := range cfg.requests {
 		for j := range ps {
 			p := ps[(i+j)%len(ps)]
-			p.doList(ctx, p.listFirst, p.first)
-			p.doList(ctx, p.listDeep, p.deepURL)
+			p.doList(ctx, p.c, p.listFirst, p.first)
+			p.doList(ctx, p.c, p.listDeep, p.deepURL)
+			p.doList(ctx, p.cm, p.listMulti, p.first)
 			p.doGet(ctx, p.get)
 			p.doHealthz(ctx, p.healthz)
 			if err := p.doStore(ctx, e.large); err != nil {
@@ -370,9 +374,10 @@ func measureSizes(ctx context.Context, cfg config, e *env, logf func(string, ...
 		}
 		p.res.ListFirst, p.res.ListDeep, p.res.Get, p.res.Create = p.listFirst.summary(), p.listDeep.summary(), p.get.summary(), p.create.summary()
 		p.res.Healthz, p.res.StoreList, p.res.StoreGet = p.healthz.summary(), p.storeList.summary(), p.storeGet.summary()
-		logf("%d records: list first p50 %.2f p99 %.2f ms; deep p50 %.2f p99 %.2f ms; get p50 %.2f p99 %.2f ms; create p50 %.2f p99 %.2f ms (%v); "+
+		p.res.ListMulti = p.listMulti.summary()
+		logf("%d records: list first p50 %.2f p99 %.2f ms; deep p50 %.2f p99 %.2f ms; 17 scopes p50 %.2f p99 %.2f ms; get p50 %.2f p99 %.2f ms; create p50 %.2f p99 %.2f ms (%v); "+
 			"/healthz p99 %.2f ms; store List p99 %.2f ms, Get p99 %.2f ms; RSS %.1f MiB after (high water %.1f)",
-			p.size, p.res.ListFirst.P50Ms, p.res.ListFirst.P99Ms, p.res.ListDeep.P50Ms, p.res.ListDeep.P99Ms, p.res.Get.P50Ms, p.res.Get.P99Ms,
+			p.size, p.res.ListFirst.P50Ms, p.res.ListFirst.P99Ms, p.res.ListDeep.P50Ms, p.res.ListDeep.P99Ms, p.res.ListMulti.P50Ms, p.res.ListMulti.P99Ms, p.res.Get.P50Ms, p.res.Get.P99Ms,
 			p.res.Create.P50Ms, p.res.Create.P99Ms, p.res.Create.Codes, p.res.Healthz.P99Ms, p.res.StoreList.P99Ms, p.res.StoreGet.P99Ms,
 			p.res.RSSAfterMiB, p.res.HWMMiB)
 	}
@@ -451,7 +456,7 @@ func walk(ctx context.Context, c *client, first string, pages int) (string, int,
 // createLoad runs clients goroutines that create exports back to back for d, spread round-robin
 // over the replicas; only 201s count.
 func createLoad(ctx context.Context, e *env, rs []*replica, clients int, d time.Duration) createRate {
-	c := newClient(e.token, 2*clients)
+	c := newClient(e.multi, 2*clients)
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (

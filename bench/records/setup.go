@@ -33,10 +33,11 @@ type env struct {
 	key      string // signing key file shared by every replica
 	pg       *pglocal.Server
 	ch       *chlocal.Server
-	token    string
+	token    string   // reads as the large enterprise: subtree scope on it alone
+	multi    string   // the large enterprise and the creators: creates, and the many-scope list
 	large    string   // the large enterprise
 	small    []string // the small enterprises
-	creators []string // small enterprises the token covers: the creates' scopes
+	creators []string // small enterprises the multi token covers: the creates' scopes
 	deps     []*deployment
 	replicas []*replica // running, of any deployment
 	nextID   int
@@ -135,18 +136,23 @@ func setUp(ctx context.Context, cfg config, logf func(string, ...any)) (*env, er
 	for i := range e.small {
 		e.small[i] = "enterprises/" + uuid.NewString()
 	}
-	// The token covers the large enterprise and a few small ones (a token stays under 8 KiB).
+	// Two callers of one user: one that sees the large enterprise only (the reads), and one that
+	// also covers a few small enterprises (the creates; a token stays under 8 KiB).
 	e.creators = e.small[:min(len(e.small), 16)]
 	args := []string{"token", "--sub", "users/" + uuid.NewString(), "--ttl", (cfg.timeout + time.Hour).String(),
 		"--capability", "operations_reports.read", "--capability", "operations_reports.create", "--scope", e.large + ":subtree"}
-	for _, ent := range e.creators {
-		args = append(args, "--scope", ent+":subtree")
-	}
 	out, err := e.tool(ctx, e.deps[0], args...)
 	if err != nil {
 		return e, err
 	}
 	e.token = strings.TrimSpace(out)
+	for _, ent := range e.creators {
+		args = append(args, "--scope", ent+":subtree")
+	}
+	if out, err = e.tool(ctx, e.deps[0], args...); err != nil {
+		return e, err
+	}
+	e.multi = strings.TrimSpace(out)
 	for i, d := range e.deps {
 		d.gen = newGenerator(cfg, e, d, uint64(i))
 	}

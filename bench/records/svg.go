@@ -41,6 +41,7 @@ func (r *report) svg() []byte {
 			{"list p50", s.ListFirst.P50Ms, l.ListFirst.P50Ms, false},
 			{"list p99", s.ListFirst.P99Ms, l.ListFirst.P99Ms, false},
 			{"deep p99", s.ListDeep.P99Ms, l.ListDeep.P99Ms, false},
+			{"17 scopes p99", s.ListMulti.P99Ms, l.ListMulti.P99Ms, false},
 			{"get p99", s.Get.P99Ms, l.Get.P99Ms, false},
 			{"create p99", s.Create.P99Ms, l.Create.P99Ms, false},
 		}},
