@@ -428,9 +428,12 @@ func Unreachable(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		// Class 08 (connection exception) and 57P (operator intervention:
-		// shutdown, cannot connect now) are outages; other answers are not.
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+		// Class 08 (connection exception), 57P (operator intervention:
+		// shutdown, cannot connect now), 53 (insufficient resources: too
+		// many connections, disk full) and 25006 (read-only: a standby
+		// during failover) are outages; other answers are not.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") ||
+			strings.HasPrefix(pgErr.Code, "53") || pgErr.Code == "25006"
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
