@@ -49,7 +49,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer conn.Close()
-	enterprise, _, err := engine.NewRecords(conn).ResolveScope(ctx, kind, *scope)
+	enterprise, _, err := engine.NewScopes(conn).ResolveScope(ctx, kind, *scope)
 	if err != nil {
 		return fmt.Errorf("resolve scope %s: %w", *scope, err)
 	}

@@ -3,8 +3,11 @@
 #  1. ClickHouse: EXPORTD_CLICKHOUSE_DSN if set; else whatever answers on
 #     127.0.0.1:9000; else a private server under .local/clickhouse
 #     (installing Debian's clickhouse-server first if missing).
-#  2. exportd migrate; demo data once (1.2M rows over 3 enterprises).
-#  3. A token and ready-to-paste curl lines; then exportd serve.
+#  2. PostgreSQL (the control plane): EXPORTD_POSTGRES_DSN if set; else a
+#     private server under .local/postgres (installing Debian's postgresql
+#     first if missing; run as the postgres user when we are root).
+#  3. exportd migrate; demo data once (1.2M rows over 3 enterprises).
+#  4. A token and ready-to-paste curl lines; then exportd serve.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .local bin
@@ -21,6 +24,12 @@ if [ -z "${EXPORTD_CLICKHOUSE_DSN:-}" ]; then
     export EXPORTD_CLICKHOUSE_DSN
     echo "using private ClickHouse $EXPORTD_CLICKHOUSE_DSN (data in .local/clickhouse; stop: bin/devch stop)"
   fi
+fi
+if [ -z "${EXPORTD_POSTGRES_DSN:-}" ]; then
+  deploy/scripts/ensure-postgres.sh
+  EXPORTD_POSTGRES_DSN="$(bin/devch start-pg --dir .local/postgres)"
+  export EXPORTD_POSTGRES_DSN
+  echo "using private PostgreSQL $EXPORTD_POSTGRES_DSN (data in .local/postgres; stop: bin/devch stop-pg)"
 fi
 export EXPORTD_STORAGE_URL="${EXPORTD_STORAGE_URL:-file://./.local/exports}"
 export EXPORTD_SIGNING_KEY="${EXPORTD_SIGNING_KEY:-./.local/signing-key.pem}"
