@@ -4,16 +4,22 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/exportd/exportd/ingest"
+	"github.com/exportd/exportd/ingest/chlocal"
 )
 
 // `make run` once died with "Error 141": run.sh piped `exportd ingest
@@ -295,5 +301,123 @@ func TestPrintEnterprisesEarlyClosingReader(t *testing.T) {
 	stdout.Close() // the reader goes away after one line
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exportd with a reader closed after one line: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestRunScriptFirstStartUnderLoad runs deploy/scripts/run.sh from start to a
+// ready API, twice (the first start loads the demo data, the second finds it
+// loaded), on a loaded machine: a busy loop per CPU runs the whole time, so
+// that every step's timing is off. Each start must print the first demo
+// enterprise and a token that the API accepts.
+func TestRunScriptFirstStartUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	dsn, stop, err := chlocal.ForTests(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	var spinners sync.WaitGroup
+	var spun atomic.Int64 // keeps the loops' work observable, so none is optimised away
+	started := time.Now()
+	for i := 0; i < runtime.NumCPU(); i++ {
+		spinners.Add(1)
+		go func() {
+			defer spinners.Done()
+			for loadCtx.Err() == nil {
+				x := 0
+				for j := 0; j < 1_000_000; j++ {
+					x += j * j
+				}
+				spun.Add(int64(x & 1))
+				spun.Add(1 << 32)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		stopLoad()
+		spinners.Wait()
+		avg, _ := os.ReadFile("/proc/loadavg")
+		t.Logf("load: %d busy goroutines ran %d million-step loops in %v; /proc/loadavg %s",
+			runtime.NumCPU(), spun.Load()>>32, time.Since(started).Round(time.Second), strings.TrimSpace(string(avg)))
+	})
+
+	dir := t.TempDir()
+	httpPort, err := chlocal.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPort, err := chlocal.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+dsn,
+		"EXPORTD_STORAGE_URL=file://"+filepath.Join(dir, "exports"),
+		"EXPORTD_SIGNING_KEY="+filepath.Join(dir, "key.pem"),
+		fmt.Sprintf("EXPORTD_HTTP_ADDR=127.0.0.1:%d", httpPort),
+		fmt.Sprintf("EXPORTD_ADMIN_ADDR=127.0.0.1:%d", adminPort),
+		"EXPORTD_DEMO_ROWS=20000")
+	want := "Demo enterprise: " + ingest.EnterpriseRef(1, 0) + "\n"
+	tokenRE := regexp.MustCompile(`(?m)^export TOKEN='([^']+)'$`)
+
+	for start := 1; start <= 2; start++ {
+		cmd := exec.Command("bash", "scripts/run.sh")
+		cmd.Env = env
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		ready := false
+		for deadline := time.Now().Add(5 * time.Minute); !ready && time.Now().Before(deadline); {
+			select {
+			case err := <-exited:
+				t.Fatalf("start %d: run.sh exited (%v) before the API was ready:\n%s", start, err, out.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+			if resp, err := http.Get(base + "/readyz"); err == nil {
+				resp.Body.Close()
+				ready = resp.StatusCode == 200
+			}
+		}
+		if !ready {
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("start %d: API not ready after 5 minutes:\n%s", start, out.String())
+		}
+		text := out.String()
+		m := tokenRE.FindStringSubmatch(text)
+		if !strings.Contains(text, want) || m == nil {
+			t.Errorf("start %d: output lacks %q or the token line:\n%s", start, want, text)
+		} else {
+			req, _ := http.NewRequest("GET", base+"/operations-activity-exports", nil)
+			req.Header.Set("Authorization", "Bearer "+m[1])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+			} else {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("start %d: the printed token gets %d on list", start, resp.StatusCode)
+				}
+			}
+		}
+		if start == 2 && !strings.Contains(text, "demo data already loaded") {
+			t.Errorf("second start did not find the demo data:\n%s", text)
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM) // run.sh exec'd serve: this is serve
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("start %d: serve did not stop on SIGTERM", start)
+		}
 	}
 }

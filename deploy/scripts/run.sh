@@ -3,7 +3,8 @@
 #  1. ClickHouse: EXPORTD_CLICKHOUSE_DSN if set; else whatever answers on
 #     127.0.0.1:9000; else a private server under .local/clickhouse
 #     (installing Debian's clickhouse-server first if missing).
-#  2. exportd migrate; demo data once (1.2M rows over 3 enterprises).
+#  2. exportd migrate; demo data once (1.2M rows over 3 enterprises;
+#     EXPORTD_DEMO_ROWS sets another count).
 #  3. A token and ready-to-paste curl lines; then exportd serve.
 # Under pipefail, never pipe into a reader that may exit before its input
 # ends (head, grep -q, ...): deploy/runscript_test.go checks every script.
@@ -30,7 +31,7 @@ export EXPORTD_HTTP_ADDR="${EXPORTD_HTTP_ADDR:-127.0.0.1:8080}"
 
 bin/exportd migrate
 SEED=1
-bin/exportd ingest --generate 1200000 --enterprises 3 --seed "$SEED" --once
+bin/exportd ingest --generate "${EXPORTD_DEMO_ROWS:-1200000}" --enterprises 3 --seed "$SEED" --once
 # The first demo enterprise, printed alone: no pipe into an early-exiting reader
 # such as head under pipefail (the writer could die of SIGPIPE: exit 141).
 ENTERPRISE="$(bin/exportd ingest --print-enterprises --enterprises 1 --seed "$SEED")"
