@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exportd/exportd/ingest"
 	"github.com/exportd/exportd/engine/pgstore/pglocal"
+	"github.com/exportd/exportd/ingest"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
