@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exportd/exportd/engine/pgstore/pglocal"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
@@ -350,7 +351,8 @@ func parseExposition(t *testing.T, body []byte) (map[string]bool, []family) {
 	return exposed, families
 }
 
-// scrapeWorkingExportd starts a private ClickHouse and `exportd serve`,
+// scrapeWorkingExportd starts a private ClickHouse, a private PostgreSQL
+// and `exportd serve`,
 // makes it export (so the histograms and the by-status counter have
 // series) and shed a create (so the shed counter has one), then scrapes
 // /metrics on the admin listener.
@@ -363,10 +365,17 @@ func scrapeWorkingExportd(t *testing.T) (map[string]bool, []family) {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	pgDSN, pgStop, err := pglocal.ForTests(pctx)
+	pcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pgStop)
 	dir := t.TempDir()
 	bin := exportdBinary(t)
 	key := filepath.Join(dir, "key.pem")
-	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+dsn, "EXPORTD_SIGNING_KEY="+key)
+	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+dsn, "EXPORTD_POSTGRES_DSN="+pgDSN, "EXPORTD_SIGNING_KEY="+key)
 	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)

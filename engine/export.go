@@ -6,6 +6,8 @@ package engine
 import (
 	"errors"
 	"time"
+
+	"github.com/exportd/exportd/engine/activity"
 )
 
 // Export statuses (SPEC §1).
@@ -28,11 +30,11 @@ const (
 	ReasonInternal = "internal_error"
 )
 
-// Scope kinds and their ref prefixes.
+// Scope kinds (activity's, the one definition; refs carry them as prefixes).
 const (
-	KindEnterprise    = "enterprise"
-	KindClient        = "client"
-	KindClientAccount = "client_account"
+	KindEnterprise    = activity.KindEnterprise
+	KindClient        = activity.KindClient
+	KindClientAccount = activity.KindClientAccount
 )
 
 // Sentinel errors callers branch on.

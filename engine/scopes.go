@@ -3,9 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/exportd/exportd/engine/activity"
 )
 
 // Scopes resolves the parents of client and account scopes from ClickHouse
@@ -71,15 +72,9 @@ func (r *Scopes) ResolveScope(ctx context.Context, kind, ref string) (enterprise
 	return parents[0][0], "", nil
 }
 
-// ScopeKind returns the kind named by a ref's prefix, or "".
+// ScopeKind returns the kind named by a ref's prefix, or "" (the ref must
+// be a prefix and a canonical UUID).
 func ScopeKind(ref string) string {
-	switch {
-	case strings.HasPrefix(ref, "enterprises/"):
-		return KindEnterprise
-	case strings.HasPrefix(ref, "clients/"):
-		return KindClient
-	case strings.HasPrefix(ref, "client-accounts/"):
-		return KindClientAccount
-	}
-	return ""
+	kind, _ := activity.ScopeKindOf(ref)
+	return kind
 }

@@ -377,7 +377,7 @@ func TestDownloadStates(t *testing.T) {
 	}
 
 	// Past retention: expired.
-	e.clock.advance(25 * time.Hour)
+	ageExport(t, rid, time.Second)
 	g := e.do("GET", exportsPath+"/"+rid, tok, "", nil)
 	if gm := g.json(t); gm["status"] != "expired" {
 		t.Fatalf("after retention: %v", gm["status"])

@@ -29,7 +29,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/server/auth"
@@ -67,7 +66,7 @@ func strictServer(t *testing.T, e *env) (string, ed25519.PrivateKey, string, *ob
 	}
 	t.Cleanup(func() { v.Close() })
 	core, logs := observer.New(zap.DebugLevel)
-	srv, err := New(Config{Engine: e.eng, Records: e.srv.cfg.Records, Store: e.srv.cfg.Store, Verifier: v, Logger: zap.New(core)})
+	srv, err := New(Config{Engine: e.eng, Scopes: e.srv.cfg.Scopes, Keys: e.srv.cfg.Keys, Store: e.srv.cfg.Store, Verifier: v, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +428,7 @@ func TestAttackPathsAndFilenames(t *testing.T) {
 	}
 	// The stored record's id is what names the file: it is always a
 	// canonical UUID, so no id that could carry a quote, CR or LF reaches it.
-	rec, err := engine.NewRecords(pool).Get(context.Background(), id)
+	rec, err := pg.Store.Get(context.Background(), id)
 	if err != nil || !activity.ValidUUID(rec.ID) {
 		t.Fatalf("record %v %v", rec, err)
 	}

@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"hash/maphash"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -73,100 +71,48 @@ func (s *Server) create(ctx *fasthttp.RequestCtx, rq *request) {
 	s.writeJSON(ctx, fasthttp.StatusCreated, toResource(x))
 }
 
-// createOrReplay runs steps 3-8 of create up to the submit.
+// createOrReplay runs steps 3-8 of create up to the submit. Exactly one
+// export per (caller, key) across any number of replicas: the key is
+// claimed by a unique constraint in the transaction that records the
+// export (engine.SubmitWith), and a request that loses the claim starts
+// nothing and gets the winner.
 func (s *Server) createOrReplay(p *auth.Principal, req *createRequest, key string) (*engine.Export, *apiError) {
 	opCtx, cancel := s.opContext()
 	defer cancel()
 	if key == "" {
-		return s.admit(opCtx, p, req)
+		return s.admit(opCtx, p, req, nil)
 	}
-	// One caller's concurrent requests with one key are serialised here;
-	// races between replicas are settled by the earliest binding (bindKey).
-	mu := s.keyLock(p.Subject, key)
-	mu.Lock()
-	defer mu.Unlock()
-	hash := req.hash()
-	x, e := s.replay(opCtx, p, key, hash)
-	if e != nil || x != nil {
-		return x, e
-	}
-	x, e = s.admit(opCtx, p, req)
-	if e != nil {
-		return nil, e
-	}
-	return s.bindKey(opCtx, p, key, hash, x)
-}
-
-var keyLockSeed = maphash.MakeSeed()
-
-func (s *Server) keyLock(caller, key string) *sync.Mutex {
-	h := maphash.String(keyLockSeed, caller+"\x00"+key)
-	return &s.keyLocks[h%uint64(len(s.keyLocks))]
-}
-
-// replay returns the export bound to (caller, key), nil if none.
-func (s *Server) replay(ctx context.Context, p *auth.Principal, key, hash string) (*engine.Export, *apiError) {
-	k, err := s.cfg.Records.GetKey(ctx, p.Subject, key, s.cfg.Now().Add(-idempotencyWindow))
-	if err != nil {
-		return nil, dependencyError(err)
-	}
-	if k == nil {
-		return nil, nil
-	}
-	if k.RequestHash != hash {
+	k := &engine.IdempotencyKey{Caller: p.Subject, Key: key, RequestHash: req.hash()}
+	id, err := s.cfg.Keys.BoundKey(opCtx, k.Caller, k.Key, k.RequestHash)
+	switch {
+	case errors.Is(err, engine.ErrKeyPayloadMismatch):
 		return nil, conflict(reasonKeyPayloadMismatch)
-	}
-	x, err := s.cfg.Engine.Get(ctx, k.ExportID)
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil // the record is gone; treat the key as free
-	}
-	if err != nil {
+	case err != nil:
 		return nil, dependencyError(err)
+	case id != "":
+		x, err := s.cfg.Engine.Get(opCtx, id)
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return nil, dependencyError(err)
+		}
+		if err == nil {
+			return s.replayed(p, x)
+		}
+		// The record is gone (retention) while the key is not: claim anew.
 	}
+	return s.admit(opCtx, p, req, k)
+}
+
+// replayed answers a create whose key is bound to x.
+func (s *Server) replayed(p *auth.Principal, x *engine.Export) (*engine.Export, *apiError) {
 	if !sees(p, x) { // the caller's scopes changed since
 		return nil, scopeNotCovered()
 	}
 	return x, nil
 }
 
-// bindKey records (caller, key) → x and settles a race with another replica:
-// the earliest binding wins and a losing export is cancelled.
-func (s *Server) bindKey(ctx context.Context, p *auth.Principal, key, hash string, x *engine.Export) (*engine.Export, *apiError) {
-	if err := s.cfg.Records.PutKey(ctx, p.Subject, key, hash, x.ID, s.cfg.Now()); err != nil {
-		s.cancelLoser(x.ID)
-		return nil, dependencyError(err)
-	}
-	k, err := s.cfg.Records.GetKey(ctx, p.Subject, key, s.cfg.Now().Add(-idempotencyWindow))
-	if err != nil || k == nil || k.ExportID == x.ID {
-		return x, nil // bound (or unverifiable: the binding was written)
-	}
-	winner, err := s.cfg.Engine.Get(ctx, k.ExportID)
-	if errors.Is(err, engine.ErrNotFound) {
-		return x, nil
-	}
-	s.cancelLoser(x.ID)
-	switch {
-	case err != nil:
-		return nil, dependencyError(err)
-	case k.RequestHash != hash:
-		return nil, conflict(reasonKeyPayloadMismatch)
-	case !sees(p, winner):
-		return nil, scopeNotCovered()
-	}
-	return winner, nil
-}
-
-func (s *Server) cancelLoser(id string) {
-	ctx, cancel := s.opContext()
-	defer cancel()
-	if _, err := s.cfg.Engine.Cancel(ctx, id); err != nil && !errors.Is(err, engine.ErrNotCancellable) {
-		s.log.Warn("cancel export that lost an idempotency race", zap.String("export_id", id), zap.Error(err))
-	}
-}
-
 // admit runs steps 4-8 of create: draining, rate limit, admissibility,
-// coverage, submit.
-func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createRequest) (*engine.Export, *apiError) {
+// coverage, submit (claiming key, if any).
+func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createRequest, key *engine.IdempotencyKey) (*engine.Export, *apiError) {
 	if s.cfg.Engine.Draining() {
 		return nil, unavailable(reasonShuttingDown, nil)
 	}
@@ -184,9 +130,15 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		return nil, notAdmissible(reasonRangeFuture)
 	}
 	enterprise, client := req.Ref, ""
-	if req.Kind != engine.KindEnterprise {
+	if req.Kind == engine.KindEnterprise {
+		// The export needs ClickHouse: say so now rather than with a 201
+		// whose export then fails upstream_error.
+		if err := s.cfg.Scopes.Ping(ctx); err != nil {
+			return nil, dependencyError(err)
+		}
+	} else {
 		var err error
-		enterprise, client, err = s.cfg.Records.ResolveScope(ctx, req.Kind, req.Ref)
+		enterprise, client, err = s.cfg.Scopes.ResolveScope(ctx, req.Kind, req.Ref)
 		if errors.Is(err, engine.ErrAmbiguousScope) {
 			e := scopeNotCovered()
 			e.cause = err
@@ -203,7 +155,7 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	if aerr != nil {
 		return nil, aerr
 	}
-	x, err := s.cfg.Engine.SubmitWith(ctx, &engine.Export{
+	x, created, err := s.cfg.Engine.SubmitWith(ctx, &engine.Export{
 		Format:        req.Format,
 		Compression:   req.Compression,
 		DateFrom:      req.DateFrom,
@@ -213,12 +165,20 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		EnterpriseRef: enterprise,
 		ClientRef:     client,
 		GeneratedBy:   p.Subject,
-	}, func(x *engine.Export, elapsed time.Duration) { permit.Release(outcome(x, elapsed)) })
-	if errors.Is(err, engine.ErrShuttingDown) {
+	}, key, func(x *engine.Export, elapsed time.Duration) { permit.Release(outcome(x, elapsed)) })
+	switch {
+	case errors.Is(err, engine.ErrShuttingDown):
 		return nil, unavailable(reasonShuttingDown, err)
-	}
-	if err != nil {
+	case errors.Is(err, engine.ErrKeyPayloadMismatch):
+		return nil, conflict(reasonKeyPayloadMismatch)
+	case errors.Is(err, engine.ErrNotFound):
+		// Bound to an export whose record is gone: answer as if the key
+		// had been seen bound to nothing a moment ago; a retry claims it.
+		return nil, unavailable(reasonServiceUnavailable, err)
+	case err != nil:
 		return nil, dependencyError(err)
+	case !created:
+		return s.replayed(p, x)
 	}
 	return x, nil
 }

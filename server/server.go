@@ -75,10 +75,26 @@ import (
 	"github.com/exportd/exportd/server/auth"
 )
 
-// Config configures a Server. Engine, Records and Store are required.
+// ScopeResolver finds the parents of client and account scopes
+// (engine.Scopes, on ClickHouse).
+type ScopeResolver interface {
+	ResolveScope(ctx context.Context, kind, ref string) (enterprise, client string, err error)
+	Ping(ctx context.Context) error
+}
+
+// KeyStore reads idempotency keys (engine/pgstore, on PostgreSQL): the fast
+// replay path of a create. Keys are claimed by the engine's Submit, in the
+// transaction that records the export.
+type KeyStore interface {
+	BoundKey(ctx context.Context, caller, key, hash string) (exportID string, err error)
+	Ping(ctx context.Context) error
+}
+
+// Config configures a Server. Engine, Scopes, Keys and Store are required.
 type Config struct {
 	Engine   *engine.Engine
-	Records  *engine.Records
+	Scopes   ScopeResolver
+	Keys     KeyStore
 	Store    storage.Store
 	Verifier *auth.Verifier   // nil: every protected request is 401
 	Metrics  *metrics.Metrics // optional
@@ -145,8 +161,8 @@ func (c *Config) setDefaults() {
 
 // Validate reports the first invalid setting.
 func (c *Config) Validate() error {
-	if c.Engine == nil || c.Records == nil || c.Store == nil {
-		return errors.New("server: Engine, Records and Store are required")
+	if c.Engine == nil || c.Scopes == nil || c.Keys == nil || c.Store == nil {
+		return errors.New("server: Engine, Scopes, Keys and Store are required")
 	}
 	if c.MaxRange < 0 {
 		return errors.New("server: negative MaxRange")
@@ -172,8 +188,6 @@ type Server struct {
 	// requests answer at once with the export's current state.
 	waits     context.Context
 	stopWaits context.CancelFunc
-
-	keyLocks [64]sync.Mutex // serialise one caller's use of one Idempotency-Key
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -498,14 +512,17 @@ func (s *Server) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.cfg.DependencyTimeout)
 }
 
-// Ready reports whether the service can take exports: ClickHouse and
-// storage reachable, not draining.
+// Ready reports whether the service can take exports: ClickHouse,
+// PostgreSQL and storage reachable, not draining.
 func (s *Server) Ready(ctx context.Context) error {
 	if s.cfg.Engine.Draining() {
 		return errors.New("draining")
 	}
-	if err := s.cfg.Records.Ping(ctx); err != nil {
+	if err := s.cfg.Scopes.Ping(ctx); err != nil {
 		return errors.New("clickhouse unreachable")
+	}
+	if err := s.cfg.Keys.Ping(ctx); err != nil {
+		return errors.New("postgres unreachable")
 	}
 	if err := s.cfg.Store.Check(ctx); err != nil {
 		return errors.New("storage not writable")

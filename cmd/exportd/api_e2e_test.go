@@ -42,6 +42,7 @@ func startServe(t *testing.T, extraEnv ...string) *service {
 	s.env = append([]string{
 		fmt.Sprintf("EXPORTD_HTTP_ADDR=127.0.0.1:%d", p1), fmt.Sprintf("EXPORTD_ADMIN_ADDR=127.0.0.1:%d", p2),
 		"EXPORTD_STORAGE_URL=file://" + s.storage, "EXPORTD_SIGNING_KEY=" + s.key, "EXPORTD_CLICKHOUSE_DSN=" + testDSN,
+		"EXPORTD_POSTGRES_DSN=" + testPG.DSN,
 	}, extraEnv...)
 	s.cmd = exec.Command(binPath, "serve")
 	s.cmd.Env = append(os.Environ(), s.env...)
@@ -259,12 +260,7 @@ func TestE2EShutdownGraceExceeded(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	conn, err := testCfg.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rec, err := engine.NewRecords(conn).Get(context.Background(), x.ID)
+	rec, err := testPG.Store.Get(context.Background(), x.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore"
 )
 
 // settings are the stable configuration of SPEC §4: every one a flag with
@@ -22,20 +23,23 @@ type settings struct {
 	HTTPAddr      string
 	AdminAddr     string
 	ClickHouseDSN string
+	PostgresDSN   string
 	StorageURL    string
 	JWKS          string
 	SigningKey    string
 	JWTIssuer     string
 	JWTAudience   string
 	Retention     time.Duration
-	MaxRange      time.Duration
-	MaxRows       int64
-	RateLimit     float64
-	RateBurst     int
-	MaxExports    int
-	ShutdownGrace time.Duration
-	LogLevel      zapcore.Level
-	ReplicaID     string
+	// RecordRetention is how long ended export records are kept.
+	RecordRetention time.Duration
+	MaxRange        time.Duration
+	MaxRows         int64
+	RateLimit       float64
+	RateBurst       int
+	MaxExports      int
+	ShutdownGrace   time.Duration
+	LogLevel        zapcore.Level
+	ReplicaID       string
 
 	ch chconn.Config
 }
@@ -77,12 +81,20 @@ func (s *settings) list() []setting {
 			s.ClickHouseDSN, s.ch = v, c
 			return err
 		}},
+		{"postgres-dsn", "EXPORTD_POSTGRES_DSN", pgstore.DefaultDSN, "PostgreSQL DSN of the control plane", func(v string) error {
+			if err := pgstore.CheckDSN(v); err != nil {
+				return err
+			}
+			s.PostgresDSN = v
+			return nil
+		}},
 		{"storage-url", "EXPORTD_STORAGE_URL", "file://./data/exports", "artefact storage (file:// or s3://)", str(&s.StorageURL)},
 		{"jwks", "EXPORTD_JWKS", "", "JWKS file path or URL", str(&s.JWKS)},
 		{"signing-key", "EXPORTD_SIGNING_KEY", "./data/signing-key.pem", "local Ed25519 key file (created if absent)", str(&s.SigningKey)},
 		{"jwt-issuer", "EXPORTD_JWT_ISSUER", "", "required token iss (empty: not checked)", str(&s.JWTIssuer)},
 		{"jwt-audience", "EXPORTD_JWT_AUDIENCE", "", "required token aud (empty: not checked)", str(&s.JWTAudience)},
 		{"retention", "EXPORTD_RETENTION", "24h", "how long a ready file stays downloadable", dur(&s.Retention, true)},
+		{"record-retention", "EXPORTD_RECORD_RETENTION", "2160h", "how long export records are kept after they end", dur(&s.RecordRetention, true)},
 		{"max-range", "EXPORTD_MAX_RANGE", "8784h", "longest date range of one export", dur(&s.MaxRange, true)},
 		{"max-rows", "EXPORTD_MAX_ROWS", "0", "row cap per export (0: unlimited)", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)

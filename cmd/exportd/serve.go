@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/pgstore"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
@@ -62,6 +63,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := ingest.Migrate(startCtx, conn); err != nil {
 		return fmt.Errorf("migrate %s: %w", s.ch, err)
 	}
+	pool, err := pgstore.Open(startCtx, s.PostgresDSN)
+	if err != nil {
+		return fmt.Errorf("EXPORTD_POSTGRES_DSN: %w", err)
+	}
+	defer pool.Close()
+	if _, err := pgstore.Migrate(startCtx, pool); err != nil {
+		return fmt.Errorf("migrate %s: %w", pgstore.Redact(s.PostgresDSN), err)
+	}
 	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: s.SigningKey, JWKS: s.JWKS,
 		Issuer: s.JWTIssuer, Audience: s.JWTAudience, Logger: log.Named("auth")})
 	if err != nil {
@@ -71,18 +80,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	records := engine.NewRecords(conn)
+	records := pgstore.New(pool)
 	eng, err := engine.New(engine.Config{
-		Reader:     source.New(s.ch, source.Options{}),
-		Records:    records,
-		Store:      store,
-		Retention:  s.Retention,
-		MaxRows:    s.MaxRows,
-		MaxExports: s.MaxExports,
-		Owner:      s.ReplicaID,
-		Logger:     log.Named("engine"),
-		OnFinish:   observeExport(m),
-		OnRunning:  func(n int) { m.ExportsRunning.Set(float64(n)) },
+		Reader:          source.New(s.ch, source.Options{}),
+		Records:         records,
+		Store:           store,
+		Retention:       s.Retention,
+		RecordRetention: s.RecordRetention,
+		MaxRows:         s.MaxRows,
+		MaxExports:      s.MaxExports,
+		Owner:           s.ReplicaID,
+		Logger:          log.Named("engine"),
+		OnFinish:        observeExport(m),
+		OnRunning:       func(n int) { m.ExportsRunning.Set(float64(n)) },
 		OnRead: func(rows, bytes int64) {
 			m.ClickHouseRows.Add(float64(rows))
 			m.ClickHouseBytes.Add(float64(bytes))
@@ -113,7 +123,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	m.AdmissionLimit.Set(float64(limiter.Limit()))
-	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Records: records, Store: store, Verifier: verifier,
+	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Scopes: engine.NewScopes(conn), Keys: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		PageSecret: pageSecret[:]})
 	if err != nil {
@@ -133,7 +143,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	log.Info("serving", zap.String("http_addr", ln.Addr().String()), zap.String("admin_addr", adminLn.Addr().String()),
-		zap.String("clickhouse", s.ch.String()), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
+		zap.String("clickhouse", s.ch.String()), zap.String("postgres", pgstore.Redact(s.PostgresDSN)), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
 		zap.String("version", version))
 
 	// A listener that fails ends the process through the same ordered

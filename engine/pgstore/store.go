@@ -30,12 +30,35 @@ type Store struct {
 // New returns a store over a pgx pool (migrated with Migrate).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// DefaultDSN is EXPORTD_POSTGRES_DSN's default (SPEC §4).
+const DefaultDSN = "postgres://127.0.0.1:5432/exportd?sslmode=disable"
+
+// errBadDSN never quotes the DSN: pgx's parse errors may, password included.
+var errBadDSN = errors.New("invalid PostgreSQL DSN (want postgres://user:password@host:port/database?sslmode=...)")
+
+// CheckDSN reports whether dsn parses, without connecting.
+func CheckDSN(dsn string) error {
+	if _, err := pgxpool.ParseConfig(dsn); err != nil {
+		return errBadDSN
+	}
+	return nil
+}
+
+// Redact returns dsn's host, port and database, for logs.
+func Redact(dsn string) string {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return "(invalid DSN)"
+	}
+	c := cfg.ConnConfig
+	return fmt.Sprintf("postgres://%s:%d/%s", c.Host, c.Port, c.Database)
+}
+
 // Open parses dsn, connects a pool and checks it answers.
 func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		// pgx's parse errors may quote the DSN, password included.
-		return nil, errors.New("parse PostgreSQL DSN: invalid (check EXPORTD_POSTGRES_DSN)")
+		return nil, errBadDSN
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -428,9 +451,12 @@ func Unreachable(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		// Class 08 (connection exception) and 57P (operator intervention:
-		// shutdown, cannot connect now) are outages; other answers are not.
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+		// Class 08 (connection exception), 57P (operator intervention:
+		// shutdown, cannot connect now), 53 (insufficient resources: too
+		// many connections, disk full) and 25006 (read-only: a standby
+		// during failover) are outages; other answers are not.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") ||
+			strings.HasPrefix(pgErr.Code, "53") || pgErr.Code == "25006"
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {

@@ -29,9 +29,8 @@ type Query struct {
 	FromMs, ToMs  int64
 }
 
-// ErrUnavailable wraps failures to reach ClickHouse at all (as opposed to
-// ClickHouse answering with an error).
-var ErrUnavailable = errors.New("ClickHouse unavailable")
+// ErrUnavailable wraps failures to reach ClickHouse at all (chconn's).
+var ErrUnavailable = chconn.ErrUnavailable
 
 // Options configure a ClickHouse source.
 type Options struct {
