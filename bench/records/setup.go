@@ -116,7 +116,7 @@ func setUp(ctx context.Context, cfg config, logf func(string, ...any)) (*env, er
 		if out, err := e.tool(ctx, d, "migrate"); err != nil {
 			return e, err
 		} else if s := strings.TrimSpace(out); s != "" {
-			logf("exportd migrate (%s): %s", d.db, s)
+			logf("exportd migrate (%s): %s", d.db, strings.ReplaceAll(s, "\n", "; "))
 		}
 		if d.pool, err = pgstore.Open(ctx, e.dsn(d)); err != nil {
 			return e, err
