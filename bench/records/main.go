@@ -3,27 +3,31 @@
 // small history (-small, 1,000 records) and at a large one (-records, 3,000,000), in one run.
 //
 // Everything runs on loopback: a private PostgreSQL (engine/pgstore/pglocal) and a private
-// ClickHouse (ingest/chlocal) under a temporary directory, `exportd migrate` for both schemas, and
-// `exportd serve` replicas (the real binary, built by the harness unless -exportd names one) on one
-// PostgreSQL, one ClickHouse and one file:// storage. Records are seeded through the store's own
-// code (pgstore.Store.Import: one COPY per batch) with generated_at spread over -history: one large
-// enterprise holds -large-share of them, the rest spread over -enterprises small ones; most are
-// expired, failed or cancelled, those of the last 24 hours mostly ready.
+// ClickHouse (ingest/chlocal) under a temporary directory, and the real binary (built by the
+// harness unless -exportd names one). The two sizes are two deployments side by side on them:
+// databases exportd_small and exportd_large, each migrated by `exportd migrate`, each with its own
+// file:// storage and its own `exportd serve` replicas. Records are seeded through the store's own
+// code (pgstore.Store.Import: one COPY per batch), oldest first over -history as a live table
+// fills: one large enterprise holds -large-share of them, the rest spread over -enterprises small
+// ones; most are expired, failed or cancelled, those of the last 24 hours mostly ready.
 //
-// At each size, against one freshly started replica, after a warm-up:
+// After a warm-up, requests alternate between the two deployments one by one (so that whatever
+// else loads the machine weighs on both sizes alike), each sequential on one keep-alive
+// connection:
 //
 //	list first page  GET /operations-activity-exports?page_size=100 as the large enterprise
 //	list deep page   the same with the page_token reached after walking -deep-pages pages
+//	17 scopes        the first page as a caller who also covers 16 small enterprises (reported)
 //	get              GET /operations-activity-exports/{id} of random records of the large enterprise
-//	create           POST (one millisecond of activity, Prefer: wait=0) for a small enterprise
-//	RSS              the replica's VmRSS after the warm-up and after the measurements
+//	floors           GET /healthz, and the store's own List and Get called by the harness
+//	create           POST (one second of activity, Prefer: wait=0) for a small enterprise
+//	RSS              each replica's VmRSS after the warm-up and after the measurements
 //	creates/s        -clients goroutines creating for -create-duration against one replica, then
-//	                 round-robin against three; only 201s count
+//	                 round-robin against -replicas; only 201s count
 //
-// Requests are sequential on one keep-alive connection, so a latency is the service time of one
-// request on an otherwise idle replica. Then, at the large size, one SQL UPDATE marks -expire
-// records ready with expires_at in the past, and the harness times how long the replica's expiry
-// pass takes to expire them all (polling PostgreSQL), sampling the replica's VmRSS every 100 ms.
+// Then, on the large deployment, one SQL UPDATE marks -expire records ready with expires_at in the
+// past, and the harness times how long a fresh replica's expiry pass takes to expire them all
+// (polling PostgreSQL), sampling the replica's VmRSS every 100 ms.
 //
 // Targets (issue 11): every p99 at the large size within 2x, or +5 ms, of its value at the small
 // size; RSS within +32 MiB; the expiry of 1,000,000 records finishing with RSS within +64 MiB of

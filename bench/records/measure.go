@@ -193,7 +193,7 @@ type createRate struct {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// createBody is a create of one millisecond of activity for ent: the export itself is nearly
+// createBody is a create of one second of activity for ent: the export itself is nearly
 // free, so the create path (admission, key-free insert, job start) is what is timed.
 func createBody(ent string, i int) []byte {
 	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i%200)
