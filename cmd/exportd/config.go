@@ -37,9 +37,13 @@ type settings struct {
 	RateLimit       float64
 	RateBurst       int
 	MaxExports      int
-	ShutdownGrace   time.Duration
-	LogLevel        zapcore.Level
-	ReplicaID       string
+	// Fairness between tenants and the per-export deadline.
+	MaxPerEnterprise        int
+	MaxPendingPerEnterprise int
+	ExportTimeout           time.Duration
+	ShutdownGrace           time.Duration
+	LogLevel                zapcore.Level
+	ReplicaID               string
 
 	ch chconn.Config
 }
@@ -96,7 +100,10 @@ func (s *settings) list() []setting {
 		{"retention", "EXPORTD_RETENTION", "24h", "how long a ready file stays downloadable", dur(&s.Retention, true)},
 		{"record-retention", "EXPORTD_RECORD_RETENTION", "2160h", "how long export records are kept after they end", dur(&s.RecordRetention, true)},
 		{"max-range", "EXPORTD_MAX_RANGE", "8784h", "longest date range of one export", dur(&s.MaxRange, true)},
-		{"max-rows", "EXPORTD_MAX_ROWS", "0", "row cap per export (0: unlimited)", func(v string) error {
+		// 100M rows: a year of a large enterprise (≈10-30M operations) fits
+		// with room to spare; a runaway scope (billions of rows, ~40 GB of
+		// CSV per 100M) is refused at admission (422) or stopped at the cap.
+		{"max-rows", "EXPORTD_MAX_ROWS", "100000000", "row cap per export (0: unlimited)", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err == nil && n < 0 {
 				err = errors.New("must be >= 0")
@@ -128,6 +135,23 @@ func (s *settings) list() []setting {
 			s.MaxExports = n
 			return err
 		}},
+		{"max-exports-per-enterprise", "EXPORTD_MAX_EXPORTS_PER_ENTERPRISE", "2", "exports of one enterprise running at once on all replicas", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxPerEnterprise = n
+			return err
+		}},
+		{"max-pending-per-enterprise", "EXPORTD_MAX_PENDING_PER_ENTERPRISE", "50", "pending exports of one enterprise before 429", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxPendingPerEnterprise = n
+			return err
+		}},
+		{"export-timeout", "EXPORTD_EXPORT_TIMEOUT", "2h", "deadline of one export from its start (then failed/timeout)", dur(&s.ExportTimeout, true)},
 		{"shutdown-grace", "EXPORTD_SHUTDOWN_GRACE", "30s", "time running exports get to finish on SIGTERM", dur(&s.ShutdownGrace, false)},
 		{"log-level", "EXPORTD_LOG_LEVEL", "info", "debug, info, warn or error", func(v string) error {
 			return s.LogLevel.UnmarshalText([]byte(strings.ToLower(v)))

@@ -80,19 +80,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
+	limiter, err := admission.New(admission.Config{
+		Max: s.MaxExports,
+		OnChange: func(limit, inFlight, queued int) {
+			m.AdmissionLimit.Set(float64(limit))
+			m.AdmissionInFlight.Set(float64(inFlight))
+			m.AdmissionQueued.Set(float64(queued))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.AdmissionLimit.Set(float64(limiter.Limit()))
 	records := pgstore.New(pool)
 	eng, err := engine.New(engine.Config{
-		Reader:          source.New(s.ch, source.Options{}),
-		Records:         records,
-		Store:           store,
-		Retention:       s.Retention,
-		RecordRetention: s.RecordRetention,
-		MaxRows:         s.MaxRows,
-		MaxExports:      s.MaxExports,
-		Owner:           s.ReplicaID,
-		Logger:          log.Named("engine"),
-		OnFinish:        observeExport(m),
-		OnRunning:       func(n int) { m.ExportsRunning.Set(float64(n)) },
+		Reader:                  source.New(s.ch, source.Options{MaxExecution: s.ExportTimeout}),
+		Records:                 records,
+		Store:                   store,
+		Retention:               s.Retention,
+		RecordRetention:         s.RecordRetention,
+		MaxRows:                 s.MaxRows,
+		MaxExports:              s.MaxExports,
+		Slots:                   server.AdmissionSlots(limiter),
+		MaxPerEnterprise:        s.MaxPerEnterprise,
+		MaxPendingPerEnterprise: s.MaxPendingPerEnterprise,
+		ExportTimeout:           s.ExportTimeout,
+		Owner:                   s.ReplicaID,
+		Logger:                  log.Named("engine"),
+		OnFinish:                observeExport(m),
+		OnRunning:               func(n int) { m.ExportsRunning.Set(float64(n)) },
 		OnRead: func(rows, bytes int64) {
 			m.ClickHouseRows.Add(float64(rows))
 			m.ClickHouseBytes.Add(float64(bytes))
@@ -111,18 +127,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
-	limiter, err := admission.New(admission.Config{
-		Max: s.MaxExports,
-		OnChange: func(limit, inFlight, queued int) {
-			m.AdmissionLimit.Set(float64(limit))
-			m.AdmissionInFlight.Set(float64(inFlight))
-			m.AdmissionQueued.Set(float64(queued))
-		},
-	})
-	if err != nil {
-		return err
-	}
-	m.AdmissionLimit.Set(float64(limiter.Limit()))
 	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Scopes: engine.NewScopes(conn), Keys: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		PageSecret: pageSecret[:]})
