@@ -6,8 +6,11 @@
 #  2. PostgreSQL (the control plane): EXPORTD_POSTGRES_DSN if set; else a
 #     private server under .local/postgres (installing Debian's postgresql
 #     first if missing; run as the postgres user when we are root).
-#  3. exportd migrate; demo data once (1.2M rows over 3 enterprises).
+#  3. exportd migrate; demo data once (1.2M rows over 3 enterprises;
+#     EXPORTD_DEMO_ROWS sets another count).
 #  4. A token and ready-to-paste curl lines; then exportd serve.
+# Under pipefail, never pipe into a reader that may exit before its input
+# ends (head, grep -q, ...): deploy/runscript_test.go checks every script.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .local bin
@@ -37,8 +40,10 @@ export EXPORTD_HTTP_ADDR="${EXPORTD_HTTP_ADDR:-127.0.0.1:8080}"
 
 bin/exportd migrate
 SEED=1
-bin/exportd ingest --generate 1200000 --enterprises 3 --seed "$SEED" --once
-ENTERPRISE="$(bin/exportd ingest --print-enterprises --enterprises 3 --seed "$SEED" | head -1)"
+bin/exportd ingest --generate "${EXPORTD_DEMO_ROWS:-1200000}" --enterprises 3 --seed "$SEED" --once
+# The first demo enterprise, printed alone: no pipe into an early-exiting reader
+# such as head under pipefail (the writer could die of SIGPIPE: exit 141).
+ENTERPRISE="$(bin/exportd ingest --print-enterprises --enterprises 1 --seed "$SEED")"
 TOKEN="$(bin/exportd token --sub users/00000000-0000-4000-8000-000000000001 \
   --capability operations_reports.create --capability operations_reports.read \
   --scope "$ENTERPRISE:subtree" --ttl 24h)"
