@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -129,21 +131,9 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	if req.From.After(now) {
 		return nil, notAdmissible(reasonRangeFuture)
 	}
-	enterprise, client := req.Ref, ""
-	if req.Kind != engine.KindEnterprise {
-		var err error
-		enterprise, client, err = s.cfg.Scopes.ResolveScope(ctx, req.Kind, req.Ref)
-		if errors.Is(err, engine.ErrAmbiguousScope) {
-			e := scopeNotCovered()
-			e.cause = err
-			return nil, e
-		}
-		if err != nil {
-			return nil, dependencyError(err)
-		}
-	}
-	if !covers(p, req.Kind, req.Ref, enterprise, client) {
-		return nil, scopeNotCovered()
+	enterprise, client, e := s.resolve(ctx, p, req.Kind, req.Ref)
+	if e != nil {
+		return nil, e
 	}
 	x := &engine.Export{
 		Format:        req.Format,
@@ -206,6 +196,47 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		return s.replayed(p, x)
 	}
 	return x, nil
+}
+
+// resolve finds the enterprise (and, for an account, the client) a client
+// or account scope is exported under (SPEC §6): the enterprise of the
+// caller's covering scope. Rows of other enterprises may name the same
+// client; they are never exported to this caller, and do not make the
+// scope ambiguous. When the caller's scopes cover the scope under several
+// enterprises (a token naming the client itself, or subtrees of two
+// enterprises that both name it), the first by ref is taken: deterministic,
+// and within what the caller may see. 403 only when no scope of the caller
+// covers it under any enterprise.
+func (s *Server) resolve(ctx context.Context, p *auth.Principal, kind, ref string) (enterprise, client string, e *apiError) {
+	if kind == engine.KindEnterprise {
+		if !covers(p, kind, ref, ref, "") {
+			return "", "", scopeNotCovered()
+		}
+		return ref, "", nil
+	}
+	parents, err := s.cfg.Scopes.ScopeParents(ctx, kind, ref)
+	if err != nil {
+		return "", "", dependencyError(err)
+	}
+	if len(parents) == 0 { // no activity: an empty export, if the caller names the scope
+		if !covers(p, kind, ref, "", "") {
+			return "", "", scopeNotCovered()
+		}
+		return "", "", nil
+	}
+	slices.SortFunc(parents, func(a, b [2]string) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	for _, pr := range parents {
+		c := ""
+		if kind == engine.KindClientAccount {
+			c = pr[1]
+		}
+		if covers(p, kind, ref, pr[0], c) {
+			return pr[0], c, nil
+		}
+	}
+	return "", "", scopeNotCovered()
 }
 
 // pendingRetryMs is the retry hint of a create refused because its

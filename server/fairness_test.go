@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +61,48 @@ func TestPendingPerEnterpriseLimit(t *testing.T) {
 	m := e.create(tok, createBody("enterprise", other.ent, aprFrom, aprTo, ""), map[string]string{"Prefer": "wait=30"})
 	if m["status"] != "ready" {
 		t.Fatalf("another enterprise beside the backlog: %v", m["status"])
+	}
+}
+
+// SPEC §6: a client (or account) named by rows of several enterprises is
+// exported under the enterprise of the caller's covering scope: exactly
+// that enterprise's rows; 403 only for a caller covering it under none.
+func TestSharedClientUnderCallersEnterprise(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a, b, c := newTenant(), newTenant(), newTenant()
+	day := time.Date(2026, 4, 3, 0, 0, 0, 0, time.UTC).UnixMilli()
+	insert(t, []activity.Row{
+		row(t, a, a.client, a.acct, day, "1", "A-one"),
+		row(t, a, a.client, a.acct, day+1, "2", "A-two"),
+		row(t, b, a.client, a.acct, day+2, "3", "B-names-A-client"),
+	})
+	for _, sc := range []struct{ kind, ref string }{{"client", a.client}, {"client_account", a.acct}} {
+		for _, who := range []struct {
+			ent       string
+			rows      int64
+			want, not string
+		}{{a.ent, 2, "A-two", "B-names"}, {b.ent, 1, "B-names", "A-one"}} {
+			tok := e.token(newUser(), capsAll, who.ent+":subtree")
+			m := e.create(tok, createBody(sc.kind, sc.ref, aprFrom, aprTo, ""), map[string]string{"Prefer": "wait=30"})
+			if m["status"] != "ready" || num(t, m["row_count"]) != who.rows {
+				t.Fatalf("%s under %s: %v", sc.kind, who.ent, m)
+			}
+			if rs := m["requested_scope"].(map[string]any); rs["kind"] != sc.kind || rs["ref"] != sc.ref {
+				t.Fatalf("requested_scope %v", rs)
+			}
+			id := m["id"].(string)
+			d := e.do("GET", exportsPath+"/"+id+"/download", tok, "", nil)
+			if d.status != 200 || !strings.Contains(string(d.body), who.want) || strings.Contains(string(d.body), who.not) {
+				t.Fatalf("%s under %s: %d %q", sc.kind, who.ent, d.status, d.body)
+			}
+			// The export is the caller's to read, list and cancel; another
+			// tenant's token covering the same client elsewhere sees it not.
+			if g := e.do("GET", exportsPath+"/"+id, tok, "", nil); g.status != 200 {
+				t.Fatalf("get: %d", g.status)
+			}
+		}
+		tok := e.token(newUser(), capsAll, c.ent+":subtree")
+		wantError(t, e.do("POST", exportsPath, tok, createBody(sc.kind, sc.ref, aprFrom, aprTo, ""), nil),
+			403, codeForbidden, msgScopeNotCovered, reasonScopeNotCovered)
 	}
 }

@@ -76,9 +76,10 @@ import (
 )
 
 // ScopeResolver finds the parents of client and account scopes
-// (engine.Scopes, on ClickHouse).
+// (engine.Scopes, on ClickHouse): every distinct (enterprise, client) pair
+// the scope's activity names.
 type ScopeResolver interface {
-	ResolveScope(ctx context.Context, kind, ref string) (enterprise, client string, err error)
+	ScopeParents(ctx context.Context, kind, ref string) ([][2]string, error)
 	Ping(ctx context.Context) error
 }
 
