@@ -38,7 +38,8 @@ func (e *Engine) Submit(ctx context.Context, x *Export) (*Export, error) {
 }
 
 // SubmitWith is Submit with an idempotency key and a running slot taken at
-// admission (nil: the job waits for one in turn). The key is claimed in the
+// admission under a ClaimShare of x.EnterpriseRef (nil: the job waits for
+// one in turn). The key is claimed in the
 // transaction that records the export: when it is already bound, no export
 // is started and SubmitWith returns the bound export with created false
 // (ErrKeyPayloadMismatch when the request differs). An enterprise with
@@ -48,6 +49,7 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey,
 	started := false
 	defer func() {
 		if !started && slot != nil {
+			e.sched.hold(x.EnterpriseRef, -1) // the caller's ClaimShare
 			slot.Release(nil, 0)
 		}
 	}()
@@ -86,9 +88,6 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey,
 	}
 	jctx, cancel := context.WithCancelCause(context.Background())
 	j := &job{exp: *x, ctx: jctx, cancel: cancel, done: make(chan struct{}), start: time.Now(), slot: slot, grant: make(chan error, 1)}
-	if slot != nil {
-		e.sched.hold(x.EnterpriseRef, 1)
-	}
 	e.mu.Lock()
 	e.jobs[x.ID] = j
 	if e.draining {

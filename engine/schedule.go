@@ -162,18 +162,26 @@ func (s *scheduler) hold(ent string, d int) {
 	}
 }
 
-// WantsSlot reports whether a new export of enterprise should take a
-// running slot at admission: false once the enterprise's jobs on this
-// replica hold MaxPerEnterprise slots (more would only sit pending on a
-// slot another tenant could use; it then waits for one slot-less, in turn).
-func (e *Engine) WantsSlot(enterprise string) bool {
-	if e.cfg.MaxPerEnterprise <= 0 {
-		return true
-	}
+// ClaimShare reserves one of enterprise's running slots on this replica
+// for a slot its caller is about to take at admission (and then passes to
+// SubmitWith): true while the enterprise's jobs here hold fewer than
+// MaxPerEnterprise slots. False means the export should be submitted
+// without a slot: it waits pending, slot-less, and starts in turn, so one
+// tenant's backlog never holds the slots (or the admission queue) that
+// other tenants need. A claim that is not followed by SubmitWith with a
+// slot is returned with ReturnShare.
+func (e *Engine) ClaimShare(enterprise string) bool {
 	e.sched.mu.Lock()
 	defer e.sched.mu.Unlock()
-	return e.sched.holding[enterprise] < e.cfg.MaxPerEnterprise
+	if e.cfg.MaxPerEnterprise > 0 && e.sched.holding[enterprise] >= e.cfg.MaxPerEnterprise {
+		return false
+	}
+	e.sched.holding[enterprise]++
+	return true
 }
+
+// ReturnShare gives back a ClaimShare that took no slot.
+func (e *Engine) ReturnShare(enterprise string) { e.sched.hold(enterprise, -1) }
 
 // poke wakes the dispatcher.
 func (e *Engine) poke() {

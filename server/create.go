@@ -166,14 +166,13 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	// wait pending, slot-less, and start in turn, so one tenant's backlog
 	// never holds the slots (or the admission queue) other tenants need.
 	var slot engine.Slot
-	if s.cfg.Engine.WantsSlot(enterprise) {
+	if s.cfg.Admission != nil && s.cfg.Engine.ClaimShare(enterprise) {
 		permit, aerr := s.acquire(ctx)
 		if aerr != nil {
+			s.cfg.Engine.ReturnShare(enterprise)
 			return nil, aerr
 		}
-		if permit != nil {
-			slot = PermitSlot(permit)
-		}
+		slot = PermitSlot(permit)
 	}
 	x, created, err := s.cfg.Engine.SubmitWith(ctx, x, key, slot)
 	switch {
