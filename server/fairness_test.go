@@ -1,7 +1,11 @@
 package server
 
 import (
+	"context"
+	"io"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,5 +108,66 @@ func TestSharedClientUnderCallersEnterprise(t *testing.T) {
 		tok := e.token(newUser(), capsAll, c.ent+":subtree")
 		wantError(t, e.do("POST", exportsPath, tok, createBody(sc.kind, sc.ref, aprFrom, aprTo, ""), nil),
 			403, codeForbidden, msgScopeNotCovered, reasonScopeNotCovered)
+	}
+}
+
+// Malformed requests that carry a bearer token never put it in the logs:
+// fasthttp's parse errors quote the raw header buffer, so only a category is
+// logged (SecureErrorLogMessage, errMalformed).
+func TestMalformedRequestsKeepTokensOutOfLogs(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.token(newUser(), capsAll, newTenant().ent)
+	secret := strings.Split(tok, ".")[2] // the signature: unique to this token
+	for _, raw := range []string{
+		"GET /operations-activity-exports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\nContent-Length: nope\r\n\r\n",
+		"POST /operations-activity-exports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"GET /operations-activity-exports HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\nBad Header Line\r\n\r\n",
+		"GET /operations-activity-exports HTTP/9\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(c)
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	logs := logText(e.logs)
+	if !strings.Contains(logs, "malformed") {
+		t.Fatalf("no malformed request was logged: %s", logs)
+	}
+	if strings.Contains(logs, secret) {
+		t.Fatalf("a token reached the logs: %s", logs)
+	}
+}
+
+// countingScopes counts readiness pings.
+type countingScopes struct {
+	ScopeResolver
+	pings atomic.Int64
+}
+
+func (c *countingScopes) Ping(ctx context.Context) error {
+	c.pings.Add(1)
+	return c.ScopeResolver.Ping(ctx)
+}
+
+// /readyz answers from a probe at most a second old: 200 requests in a
+// burst cost ClickHouse one or two pings, not 200.
+func TestReadyzProbeIsCached(t *testing.T) {
+	cs := &countingScopes{ScopeResolver: engine.NewScopes(pool)}
+	e := newEnv(t, envOptions{scopes: cs})
+	start := time.Now()
+	for i := 0; i < 200; i++ {
+		if r := e.do("GET", "/readyz", "", "", nil); r.status != 200 {
+			t.Fatalf("readyz: %d", r.status)
+		}
+	}
+	if n, most := cs.pings.Load(), int64(time.Since(start)/time.Second)+1; n > most {
+		t.Fatalf("%d pings for 200 probes in %v", n, time.Since(start))
 	}
 }

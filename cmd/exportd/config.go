@@ -29,7 +29,10 @@ type settings struct {
 	SigningKey    string
 	JWTIssuer     string
 	JWTAudience   string
-	Retention     time.Duration
+	// TrustLocalKey: nil means the default (true only without a JWKS).
+	TrustLocalKey    *bool
+	AllowAnyAudience bool
+	Retention        time.Duration
 	// RecordRetention is how long ended export records are kept.
 	RecordRetention time.Duration
 	MaxRange        time.Duration
@@ -94,7 +97,22 @@ func (s *settings) list() []setting {
 		}},
 		{"storage-url", "EXPORTD_STORAGE_URL", "file://./data/exports", "artefact storage (file:// or s3://)", str(&s.StorageURL)},
 		{"jwks", "EXPORTD_JWKS", "", "JWKS file path or URL", str(&s.JWKS)},
-		{"signing-key", "EXPORTD_SIGNING_KEY", "./data/signing-key.pem", "local Ed25519 key file (created if absent)", str(&s.SigningKey)},
+		// Not beside the artefacts (./data/exports): whoever can read the key
+		// file mints tokens, so it lives apart from anything served or shared.
+		{"signing-key", "EXPORTD_SIGNING_KEY", "./secrets/signing-key.pem", "local Ed25519 key file (created if absent)", str(&s.SigningKey)},
+		{"trust-local-key", "EXPORTD_TRUST_LOCAL_KEY", "", "accept tokens signed with the local key (default: true only without EXPORTD_JWKS)", func(v string) error {
+			if v == "" {
+				return nil // decided in validate, once EXPORTD_JWKS is known
+			}
+			b, err := strconv.ParseBool(v)
+			s.TrustLocalKey = &b
+			return err
+		}},
+		{"allow-any-audience", "EXPORTD_ALLOW_ANY_AUDIENCE", "false", "with EXPORTD_JWKS, accept tokens of any aud when EXPORTD_JWT_AUDIENCE is empty", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			s.AllowAnyAudience = b
+			return err
+		}},
 		{"jwt-issuer", "EXPORTD_JWT_ISSUER", "", "required token iss (empty: not checked)", str(&s.JWTIssuer)},
 		{"jwt-audience", "EXPORTD_JWT_AUDIENCE", "", "required token aud (empty: not checked)", str(&s.JWTAudience)},
 		{"retention", "EXPORTD_RETENTION", "24h", "how long a ready file stays downloadable", dur(&s.Retention, true)},

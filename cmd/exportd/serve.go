@@ -71,7 +71,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := pgstore.Migrate(startCtx, pool); err != nil {
 		return fmt.Errorf("migrate %s: %w", pgstore.Redact(s.PostgresDSN), err)
 	}
-	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: s.SigningKey, JWKS: s.JWKS,
+	// The local key signs `exportd token` tokens: trusted by default only
+	// when there is no identity provider (EXPORTD_JWKS); with one, only on
+	// EXPORTD_TRUST_LOCAL_KEY=true. A JWKS without an audience would accept
+	// the provider's tokens minted for any other service: refused unless
+	// EXPORTD_ALLOW_ANY_AUDIENCE=true says it is meant.
+	trustLocal := s.JWKS == ""
+	if s.TrustLocalKey != nil {
+		trustLocal = *s.TrustLocalKey
+	}
+	if s.JWKS != "" && s.JWTAudience == "" && !s.AllowAnyAudience {
+		return errors.New("EXPORTD_JWKS is set without EXPORTD_JWT_AUDIENCE: tokens the identity provider issued for any other service would be accepted; set EXPORTD_JWT_AUDIENCE (or EXPORTD_ALLOW_ANY_AUDIENCE=true)")
+	}
+	if !trustLocal && s.JWKS == "" {
+		return errors.New("EXPORTD_TRUST_LOCAL_KEY=false without EXPORTD_JWKS: no token could ever be verified")
+	}
+	verifierKey := ""
+	if trustLocal {
+		verifierKey = s.SigningKey
+	}
+	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: verifierKey, JWKS: s.JWKS,
 		Issuer: s.JWTIssuer, Audience: s.JWTAudience, Logger: log.Named("auth")})
 	if err != nil {
 		return err
@@ -82,6 +101,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := metrics.New(reg)
 	limiter, err := admission.New(admission.Config{
 		Max: s.MaxExports,
+		// The adaptive limit never drops below one more slot than an
+		// enterprise may hold (EXPORTD_MAX_EXPORTS_PER_ENTERPRISE): a tenant
+		// at its cap always leaves another tenant a slot.
+		Min: max(1, min(s.MaxExports, s.MaxPerEnterprise+1)),
 		OnChange: func(limit, inFlight, queued int) {
 			m.AdmissionLimit.Set(float64(limit))
 			m.AdmissionInFlight.Set(float64(inFlight))
@@ -148,7 +171,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	log.Info("serving", zap.String("http_addr", ln.Addr().String()), zap.String("admin_addr", adminLn.Addr().String()),
 		zap.String("clickhouse", s.ch.String()), zap.String("postgres", pgstore.Redact(s.PostgresDSN)), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
-		zap.String("version", version))
+		zap.String("version", version), zap.Bool("trust_local_key", trustLocal))
 
 	// A listener that fails ends the process through the same ordered
 	// shutdown as a signal (running exports drain, records are final).
