@@ -173,7 +173,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.discardAll(ctx, lost)
 	e.reap(ctx)
-	if n, err := e.cfg.Store.Sweep(ctx, 2*e.cfg.StaleAfter); err != nil {
+	// Well above the time a live writer may go without touching its temp
+	// file or uploading a part (a slow read, a large S3 part on a slow
+	// link); a dead writer's leftovers of reaped exports are discarded at
+	// once anyway (discardAll).
+	if n, err := e.cfg.Store.Sweep(ctx, max(2*e.cfg.StaleAfter, 15*time.Minute)); err != nil {
 		e.log.Warn("sweep storage", zap.Error(err))
 	} else if n > 0 {
 		e.log.Info("swept stray temp files", zap.Int("files", n))

@@ -273,15 +273,18 @@ func (s *Store) List(ctx context.Context, v engine.Visibility, after *engine.Cur
 	}{{"enterprise_ref", v.Enterprises}, {"scope_ref", v.Refs}, {"client_ref", v.Clients}} {
 		for _, ref := range c.refs {
 			args = append(args, ref)
-			branches = append(branches, fmt.Sprintf("(SELECT id FROM operations_activity_exports WHERE %s = $%d%s ORDER BY generated_at DESC, id DESC LIMIT $1)",
+			branches = append(branches, fmt.Sprintf("(SELECT generated_at, id FROM operations_activity_exports WHERE %s = $%d%s ORDER BY generated_at DESC, id DESC LIMIT $1)",
 				c.col, len(args), keyset))
 		}
 	}
 	if len(branches) == 0 {
 		return nil, nil
 	}
-	q := "SELECT " + viewColumns + " FROM operations_activity_exports WHERE id IN (" + strings.Join(branches, " UNION ") +
-		") ORDER BY generated_at DESC, id DESC LIMIT $1"
+	// The branches yield sort keys only (from their indexes); the page is
+	// cut from their union first, and only its rows are fetched: a caller
+	// with many scopes costs O(limit × branches) index entries, not rows.
+	q := "SELECT " + viewColumns + " FROM operations_activity_exports WHERE id IN (SELECT id FROM (" + strings.Join(branches, " UNION ") +
+		") AS keys ORDER BY generated_at DESC, id DESC LIMIT $1) ORDER BY generated_at DESC, id DESC LIMIT $1"
 	out, err := collect(s.pool.Query(ctx, q, args...))
 	if err != nil {
 		return nil, fail(err, "list exports")
