@@ -38,13 +38,15 @@ func TestE2ELocalKeyTrust(t *testing.T) {
 
 	// JWKS set: the local key's tokens are refused by default ...
 	s := startServe(t, "EXPORTD_JWKS="+jwks, "EXPORTD_JWT_AUDIENCE="+aud)
-	tok := s.token(t, ent+":subtree", "operations_reports.read")
+	tok := strings.TrimSpace(mustExportd(t, []string{"EXPORTD_SIGNING_KEY=" + s.key, "EXPORTD_JWT_AUDIENCE=" + aud}, "token",
+		"--sub", "users/00000000-0000-4000-8000-0000000000aa", "--scope", ent+":subtree", "--capability", "operations_reports.read").stdout)
 	if code, _, b := s.do(t, "GET", list, tok, ""); code != 401 {
 		t.Fatalf("local-key token with a JWKS and no opt-in: %d %s", code, b)
 	}
 	// ... and accepted with EXPORTD_TRUST_LOCAL_KEY=true.
 	s2 := startServe(t, "EXPORTD_JWKS="+jwks, "EXPORTD_JWT_AUDIENCE="+aud, "EXPORTD_TRUST_LOCAL_KEY=true")
-	tok2 := s2.token(t, ent+":subtree", "operations_reports.read")
+	tok2 := strings.TrimSpace(mustExportd(t, []string{"EXPORTD_SIGNING_KEY=" + s2.key, "EXPORTD_JWT_AUDIENCE=" + aud}, "token",
+		"--sub", "users/00000000-0000-4000-8000-0000000000aa", "--scope", ent+":subtree", "--capability", "operations_reports.read").stdout)
 	if code, _, b := s2.do(t, "GET", list, tok2, ""); code != 200 {
 		t.Fatalf("local-key token with EXPORTD_TRUST_LOCAL_KEY=true: %d %s", code, b)
 	}
