@@ -39,7 +39,7 @@ func TestSubmitRacingShutdown(t *testing.T) {
 				if i%2 == 1 {
 					time.Sleep(time.Duration(i) * 300 * time.Microsecond)
 				}
-				_, _, err := eng.SubmitWith(context.Background(), request(ent), nil, func(x *engine.Export, _ time.Duration) {
+				_, _, err := eng.SubmitWith(context.Background(), request(ent), nil, engine.SlotFunc(func(x *engine.Export, _ time.Duration) {
 					if x == nil {
 						return
 					}
@@ -47,7 +47,7 @@ func TestSubmitRacingShutdown(t *testing.T) {
 					if returned.Load() {
 						lateEnds.Add(1)
 					}
-				})
+				}))
 				switch {
 				case err == nil:
 					accepted.Add(1)

@@ -24,8 +24,23 @@ type Config struct {
 	RecordRetention time.Duration
 	// MaxRows caps the rows of one export; 0 means unlimited.
 	MaxRows int64
-	// MaxExports bounds concurrently running exports (default 4).
+	// MaxExports bounds concurrently running exports (default 4) when
+	// Slots is nil.
 	MaxExports int
+	// Slots, if set, hands out running slots (server/admission's adaptive
+	// limit); the engine then waits on it rather than on MaxExports.
+	Slots SlotSource
+	// MaxPerEnterprise caps the exports of one enterprise running at once
+	// on all replicas together (default 2; negative: no cap). More wait
+	// pending and start in turn.
+	MaxPerEnterprise int
+	// MaxPendingPerEnterprise caps pending exports of one enterprise on all
+	// replicas (default 50; negative: no cap): beyond, Submit fails with
+	// ErrTooManyPending.
+	MaxPendingPerEnterprise int
+	// ExportTimeout bounds one export from its start (default 2h): then it
+	// ends failed/timeout.
+	ExportTimeout time.Duration
 	// Owner identifies this replica in export records (default: random).
 	// With a stable owner, Start ends what a previous run left live at once.
 	Owner string
@@ -65,6 +80,15 @@ func (c *Config) setDefaults() {
 	if c.MaxExports <= 0 {
 		c.MaxExports = 4
 	}
+	if c.MaxPerEnterprise == 0 {
+		c.MaxPerEnterprise = 2
+	}
+	if c.MaxPendingPerEnterprise == 0 {
+		c.MaxPendingPerEnterprise = 50
+	}
+	if c.ExportTimeout <= 0 {
+		c.ExportTimeout = 2 * time.Hour
+	}
 	if c.Owner == "" {
 		c.Owner = uuid.NewString()
 	}
@@ -89,7 +113,9 @@ func (c *Config) setDefaults() {
 type Engine struct {
 	cfg   Config
 	log   *zap.Logger
-	slots chan struct{}
+	slots SlotSource
+	sched scheduler
+	wake  chan struct{} // pokes the dispatcher (capacity 1)
 
 	mu       sync.Mutex
 	jobs     map[string]*job
@@ -126,8 +152,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: Reader, Records and Store are required")
 	}
 	cfg.setDefaults()
-	return &Engine{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxExports), jobs: map[string]*job{},
-		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}}, nil
+	e := &Engine{cfg: cfg, log: cfg.Logger, slots: cfg.Slots, jobs: map[string]*job{}, wake: make(chan struct{}, 1),
+		sched:     scheduler{queues: map[string][]*job{}, holding: map[string]int{}, served: map[string]uint64{}},
+		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}}
+	if e.slots == nil {
+		e.slots = &fixedSlots{free: cfg.MaxExports, poke: e.poke}
+	}
+	return e, nil
 }
 
 // Owner returns this replica's id.
@@ -142,17 +173,25 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.discardAll(ctx, lost)
 	e.reap(ctx)
-	if n, err := e.cfg.Store.Sweep(ctx, 2*e.cfg.StaleAfter); err != nil {
+	// Well above the time a live writer may go without touching its temp
+	// file or uploading a part (a slow read, a large S3 part on a slow
+	// link); a dead writer's leftovers of reaped exports are discarded at
+	// once anyway (discardAll).
+	if n, err := e.cfg.Store.Sweep(ctx, max(2*e.cfg.StaleAfter, 15*time.Minute)); err != nil {
 		e.log.Warn("sweep storage", zap.Error(err))
 	} else if n > 0 {
 		e.log.Info("swept stray temp files", zap.Int("files", n))
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	e.bgCancel = cancel
-	e.bgWG.Add(1)
+	e.bgWG.Add(2)
 	go func() {
 		defer e.bgWG.Done()
 		e.background(bg)
+	}()
+	go func() {
+		defer e.bgWG.Done()
+		e.dispatchLoop(bg)
 	}()
 	return nil
 }

@@ -17,10 +17,15 @@ type job struct {
 	mu     sync.Mutex
 	exp    Export // current record (guarded by mu); exp.Version is the lease epoch
 	cnt    Counters
+	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	start  time.Time
-	onDone func(*Export, time.Duration)
+	// slot is the running slot the job holds (nil while it waits without
+	// one). Owned by the job's goroutine, or by the dispatcher while it has
+	// claimed the waiting job; handed over through grant.
+	slot  Slot
+	grant chan error // the dispatcher's verdict: started (nil) or not
 }
 
 // Submit records a new pending export and starts it in the background.
@@ -32,17 +37,20 @@ func (e *Engine) Submit(ctx context.Context, x *Export) (*Export, error) {
 	return out, err
 }
 
-// SubmitWith is Submit with an idempotency key and a per-job hook. The key
-// is claimed in the transaction that records the export: when it is already
-// bound, no export is started and SubmitWith returns the bound export with
-// created false (ErrKeyPayloadMismatch when the request differs). done is
-// called exactly once when the job ends in any way (with nil when no job
-// was started), e.g. to release an admission permit.
-func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey, done func(*Export, time.Duration)) (out *Export, created bool, err error) {
+// SubmitWith is Submit with an idempotency key and a running slot taken at
+// admission under a ClaimShare of x.EnterpriseRef (nil: the job waits for
+// one in turn). The key is claimed in the
+// transaction that records the export: when it is already bound, no export
+// is started and SubmitWith returns the bound export with created false
+// (ErrKeyPayloadMismatch when the request differs). An enterprise with
+// MaxPendingPerEnterprise pending exports gets ErrTooManyPending. slot is
+// released exactly once: when the job ends, or at once when no job starts.
+func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey, slot Slot) (out *Export, created bool, err error) {
 	started := false
 	defer func() {
-		if !started && done != nil {
-			done(nil, 0)
+		if !started && slot != nil {
+			e.sched.hold(x.EnterpriseRef, -1) // the caller's ClaimShare
+			slot.Release(nil, 0)
 		}
 	}()
 	// The draining check and the job's registration with the wait group
@@ -67,7 +75,7 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey,
 	x.Status = StatusPending
 	x.Owner = e.cfg.Owner
 	x.StorageLocation = e.cfg.Store.Location(x.ObjectName())
-	created, boundID, err := e.cfg.Records.Create(ctx, x, key)
+	created, boundID, err := e.cfg.Records.Create(ctx, x, key, e.cfg.MaxPendingPerEnterprise)
 	if err != nil && !errors.Is(err, ErrKeyPayloadMismatch) {
 		return nil, false, err
 	}
@@ -79,7 +87,7 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey,
 		return bound, false, gerr
 	}
 	jctx, cancel := context.WithCancelCause(context.Background())
-	j := &job{exp: *x, cancel: cancel, done: make(chan struct{}), start: time.Now(), onDone: done}
+	j := &job{exp: *x, ctx: jctx, cancel: cancel, done: make(chan struct{}), start: time.Now(), slot: slot, grant: make(chan error, 1)}
 	e.mu.Lock()
 	e.jobs[x.ID] = j
 	if e.draining {
@@ -110,49 +118,57 @@ func (e *Engine) run(ctx context.Context, j *job) {
 		e.mu.Unlock()
 		close(j.done)
 	}()
-	// Wait for a slot.
+	// Wait for the dispatcher: a slot, the enterprise's turn and its cap.
+	e.sched.enqueue(j)
+	e.poke()
+	var err error
 	select {
-	case e.slots <- struct{}{}:
+	case err = <-j.grant:
 	case <-ctx.Done():
+		if e.sched.claim(j) { // still waiting: it never started
+			e.finish(j, nil, context.Cause(ctx))
+			return
+		}
+		err = <-j.grant // the dispatcher had it: take its verdict
+	}
+	switch {
+	case errors.Is(err, errNotStarted):
 		e.finish(j, nil, context.Cause(ctx))
 		return
-	}
-	defer func() { <-e.slots }()
-	j.mu.Lock()
-	rec := j.exp
-	j.mu.Unlock()
-	if err := e.cfg.Records.Start(ctx, rec.ID, rec.Owner, rec.Version); err != nil {
-		if errors.Is(err, ErrLost) {
-			err = errCancelled // ended elsewhere while pending; finish learns which state won
-		} else if ctx.Err() != nil {
-			err = context.Cause(ctx)
-		} else {
-			err = fmt.Errorf("record running: %w", err)
-		}
-		e.finish(j, nil, err)
+	case errors.Is(err, ErrLost):
+		e.finish(j, nil, errCancelled) // ended elsewhere while pending; finish learns which state won
+		return
+	case err != nil:
+		e.finish(j, nil, fmt.Errorf("record running: %w", err))
 		return
 	}
 	j.mu.Lock()
 	if !Terminal(j.exp.Status) {
 		j.exp.Status = StatusRunning
 	}
+	rec := j.exp
 	j.mu.Unlock()
 	rec.Status = StatusRunning
 	e.log.Info("export state", zap.String("export_id", rec.ID), zap.String("status", StatusRunning))
 	e.addRunning(1)
 	defer e.addRunning(-1)
-	res, err := e.produce(ctx, &rec, &j.cnt)
+	// The per-export deadline (EXPORTD_EXPORT_TIMEOUT) runs from the start.
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.ExportTimeout)
+	defer cancel()
+	res, err := e.produce(rctx, &rec, &j.cnt)
 	if err != nil && context.Cause(ctx) != nil {
 		err = context.Cause(ctx)
+	} else if err != nil && rctx.Err() != nil {
+		err = context.DeadlineExceeded // failed/timeout
 	}
 	e.finish(j, res, err)
 }
 
-// produce writes the artefact; on any error nothing is left in storage.
-func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result, error) {
+// query is the source query of x and the reader that serves it.
+func (e *Engine) query(x *Export) (source.Query, Reader, error) {
 	fromMs, toMs, err := x.Bounds()
 	if err != nil {
-		return nil, fmt.Errorf("BUG: stored bounds: %w", err)
+		return source.Query{}, nil, fmt.Errorf("bounds of export %s: %w", x.ID, err)
 	}
 	q := source.Query{EnterpriseRef: x.EnterpriseRef, FromMs: fromMs, ToMs: toMs}
 	switch x.ScopeKind {
@@ -161,9 +177,34 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	case KindClientAccount:
 		q.AccountRef = x.ScopeRef
 	}
-	reader := e.cfg.Reader
 	if x.EnterpriseRef == "" {
-		reader = EmptyReader{} // a client or account without activity: header only
+		return q, EmptyReader{}, nil // a client or account without activity: header only
+	}
+	return q, e.cfg.Reader, nil
+}
+
+// PlanRows returns how many rows the export of x would hold (one count
+// query; ClickHouse unreachable shows here).
+func (e *Engine) PlanRows(ctx context.Context, x *Export) (int64, error) {
+	q, reader, err := e.query(x)
+	if err != nil {
+		return 0, err
+	}
+	p, err := reader.Plan(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	return p.Total, nil
+}
+
+// MaxRows is the row cap of one export (0: none).
+func (e *Engine) MaxRows() int64 { return e.cfg.MaxRows }
+
+// produce writes the artefact; on any error nothing is left in storage.
+func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result, error) {
+	q, reader, err := e.query(x)
+	if err != nil {
+		return nil, fmt.Errorf("BUG: %w", err)
 	}
 	plan, err := reader.Plan(ctx, q)
 	if err != nil {
@@ -291,8 +332,12 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 	if e.cfg.OnFinish != nil {
 		e.cfg.OnFinish(&rec, elapsed)
 	}
-	if j.onDone != nil {
-		j.onDone(&rec, elapsed)
+	if j.slot != nil {
+		s := j.slot
+		j.slot = nil
+		e.sched.hold(rec.EnterpriseRef, -1)
+		s.Release(&rec, elapsed)
+		e.poke()
 	}
 }
 

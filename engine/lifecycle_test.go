@@ -230,10 +230,10 @@ func liveRecord(t *testing.T, id, owner string) *engine.Export {
 	x := &engine.Export{ID: id, Owner: owner, Format: "csv", Compression: "none", ScopeKind: engine.KindEnterprise,
 		ScopeRef: "enterprises/" + id, EnterpriseRef: "enterprises/" + id, GeneratedBy: "users/x",
 		DateFrom: "2026-03-01T00:00:00Z", DateTo: "2026-03-02T00:00:00Z"}
-	if _, _, err := records.Create(ctx, x, nil); err != nil {
+	if _, _, err := records.Create(ctx, x, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := records.Start(ctx, x.ID, owner, x.Version); err != nil {
+	if err := records.Start(ctx, x.ID, owner, x.Version, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	return x

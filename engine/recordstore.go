@@ -18,8 +18,9 @@ type RecordStore interface {
 	// bound (within its window) nothing is inserted: created is false and
 	// boundID names the bound export (with ErrKeyPayloadMismatch when the
 	// request differs). Create sets x.GeneratedAt, x.Heartbeat and
-	// x.Version (the lease epoch).
-	Create(ctx context.Context, x *Export, key *IdempotencyKey) (created bool, boundID string, err error)
+	// x.Version (the lease epoch). With maxPending > 0, an enterprise with
+	// maxPending pending exports (all replicas) gets ErrTooManyPending.
+	Create(ctx context.Context, x *Export, key *IdempotencyKey, maxPending int) (created bool, boundID string, err error)
 	// BoundKey returns the export bound to a key ("" when free), with
 	// ErrKeyPayloadMismatch when hash differs from the bound request's.
 	BoundKey(ctx context.Context, caller, key, hash string) (string, error)
@@ -29,8 +30,10 @@ type RecordStore interface {
 	// List returns up to limit visible exports, newest first, after cursor.
 	List(ctx context.Context, v Visibility, after *Cursor, limit int) ([]*Export, error)
 	// Start moves the owner's pending export to running; ErrLost when it
-	// ended meanwhile or the lease (owner, epoch) is no longer its.
-	Start(ctx context.Context, id, owner string, epoch uint64) error
+	// ended meanwhile or the lease (owner, epoch) is no longer its; ErrBusy
+	// (nothing changed) when maxRunning > 0 and the enterprise already runs
+	// that many exports on all replicas together.
+	Start(ctx context.Context, id, owner string, epoch uint64, enterprise string, maxRunning int) error
 	// Heartbeat renews the lease and records progress; when the export
 	// ended elsewhere it returns the current state with ErrLost.
 	Heartbeat(ctx context.Context, id, owner string, epoch uint64, rows, bytes int64) (*Export, error)
@@ -79,6 +82,10 @@ var (
 	ErrLost = errors.New("export ended elsewhere or lease lost")
 	// ErrKeyPayloadMismatch: the idempotency key is bound to another request.
 	ErrKeyPayloadMismatch = errors.New("idempotency key bound to another request")
+	// ErrBusy: the enterprise runs its maximum of exports; try later.
+	ErrBusy = errors.New("enterprise at its running exports limit")
+	// ErrTooManyPending: the enterprise has its maximum of pending exports.
+	ErrTooManyPending = errors.New("enterprise at its pending exports limit")
 	// ErrControlPlaneUnavailable wraps failures to reach the record store at
 	// all (the API answers 503, never 500).
 	ErrControlPlaneUnavailable = errors.New("control plane unavailable")

@@ -27,7 +27,7 @@ func (r *Scopes) ScopeParents(ctx context.Context, kind, ref string) ([][2]strin
 	if kind == KindClientAccount {
 		col = "account_ref"
 	}
-	rows, err := r.conn.Query(ctx, "SELECT DISTINCT enterprise_ref, client_ref FROM operations_activity_scopes WHERE "+col+" = ? LIMIT 10", ref)
+	rows, err := r.conn.Query(ctx, "SELECT DISTINCT enterprise_ref, client_ref FROM operations_activity_scopes WHERE "+col+" = ? LIMIT 1000", ref)
 	if err != nil {
 		return nil, fmt.Errorf("resolve scope: %w", err)
 	}

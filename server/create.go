@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -129,33 +131,11 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	if req.From.After(now) {
 		return nil, notAdmissible(reasonRangeFuture)
 	}
-	enterprise, client := req.Ref, ""
-	if req.Kind == engine.KindEnterprise {
-		// The export needs ClickHouse: say so now rather than with a 201
-		// whose export then fails upstream_error.
-		if err := s.cfg.Scopes.Ping(ctx); err != nil {
-			return nil, dependencyError(err)
-		}
-	} else {
-		var err error
-		enterprise, client, err = s.cfg.Scopes.ResolveScope(ctx, req.Kind, req.Ref)
-		if errors.Is(err, engine.ErrAmbiguousScope) {
-			e := scopeNotCovered()
-			e.cause = err
-			return nil, e
-		}
-		if err != nil {
-			return nil, dependencyError(err)
-		}
+	enterprise, client, e := s.resolve(ctx, p, req.Kind, req.Ref)
+	if e != nil {
+		return nil, e
 	}
-	if !covers(p, req.Kind, req.Ref, enterprise, client) {
-		return nil, scopeNotCovered()
-	}
-	permit, aerr := s.acquire(ctx)
-	if aerr != nil {
-		return nil, aerr
-	}
-	x, created, err := s.cfg.Engine.SubmitWith(ctx, &engine.Export{
+	x := &engine.Export{
 		Format:        req.Format,
 		Compression:   req.Compression,
 		DateFrom:      req.DateFrom,
@@ -165,12 +145,46 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		EnterpriseRef: enterprise,
 		ClientRef:     client,
 		GeneratedBy:   p.Subject,
-	}, key, func(x *engine.Export, elapsed time.Duration) { permit.Release(outcome(x, elapsed)) })
+	}
+	// The export needs ClickHouse: say so now (503, not a 201 whose export
+	// then fails upstream_error). With a row cap, the planned count (one
+	// count query on the sort key) also refuses up front an export already
+	// over EXPORTD_MAX_ROWS.
+	if max := s.cfg.Engine.MaxRows(); max > 0 {
+		rows, err := s.cfg.Engine.PlanRows(ctx, x)
+		if err != nil {
+			return nil, dependencyError(err)
+		}
+		if rows > max {
+			return nil, notAdmissible(reasonRowLimit)
+		}
+	} else if err := s.cfg.Scopes.Ping(ctx); err != nil {
+		return nil, dependencyError(err)
+	}
+	// A running slot is taken now unless the enterprise already holds its
+	// share here (EXPORTD_MAX_EXPORTS_PER_ENTERPRISE): its further exports
+	// wait pending, slot-less, and start in turn, so one tenant's backlog
+	// never holds the slots (or the admission queue) other tenants need.
+	var slot engine.Slot
+	if s.cfg.Admission != nil && s.cfg.Engine.ClaimShare(enterprise) {
+		permit, aerr := s.acquire(ctx)
+		if aerr != nil {
+			s.cfg.Engine.ReturnShare(enterprise)
+			return nil, aerr
+		}
+		slot = PermitSlot(permit)
+	}
+	x, created, err := s.cfg.Engine.SubmitWith(ctx, x, key, slot)
 	switch {
 	case errors.Is(err, engine.ErrShuttingDown):
 		return nil, unavailable(reasonShuttingDown, err)
 	case errors.Is(err, engine.ErrKeyPayloadMismatch):
 		return nil, conflict(reasonKeyPayloadMismatch)
+	case errors.Is(err, engine.ErrTooManyPending):
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.RateLimited.Inc()
+		}
+		return nil, rateLimited(s.pendingRetryMs())
 	case errors.Is(err, engine.ErrNotFound):
 		// Bound to an export whose record is gone: answer as if the key
 		// had been seen bound to nothing a moment ago; a retry claims it.
@@ -181,6 +195,79 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		return s.replayed(p, x)
 	}
 	return x, nil
+}
+
+// resolve finds the enterprise (and, for an account, the client) a client
+// or account scope is exported under (SPEC §6): the enterprise of the
+// caller's covering scope. Rows of other enterprises may name the same
+// client; they are never exported to this caller, and do not make the
+// scope ambiguous. When the caller's scopes cover the scope under several
+// enterprises (a token naming the client itself, or subtrees of two
+// enterprises that both name it), the first by ref is taken: deterministic,
+// and within what the caller may see. 403 only when no scope of the caller
+// covers it under any enterprise.
+func (s *Server) resolve(ctx context.Context, p *auth.Principal, kind, ref string) (enterprise, client string, e *apiError) {
+	if kind == engine.KindEnterprise {
+		if !covers(p, kind, ref, ref, "") {
+			return "", "", scopeNotCovered()
+		}
+		return ref, "", nil
+	}
+	parents, err := s.cfg.Scopes.ScopeParents(ctx, kind, ref)
+	if err != nil {
+		return "", "", dependencyError(err)
+	}
+	if len(parents) == 0 { // no activity: an empty export, if the caller names the scope
+		if !covers(p, kind, ref, "", "") {
+			return "", "", scopeNotCovered()
+		}
+		return "", "", nil
+	}
+	slices.SortFunc(parents, func(a, b [2]string) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	for _, pr := range parents {
+		c := ""
+		if kind == engine.KindClientAccount {
+			c = pr[1]
+		}
+		if covers(p, kind, ref, pr[0], c) {
+			return pr[0], c, nil
+		}
+	}
+	return "", "", scopeNotCovered()
+}
+
+// pendingRetryMs is the retry hint of a create refused because its
+// enterprise has its maximum of pending exports: the admission controller's
+// estimate of a slot's wait when it has one, else 5 s.
+func (s *Server) pendingRetryMs() int64 {
+	if s.cfg.Admission != nil {
+		if d := s.cfg.Admission.RetryAfter(); d > 0 {
+			return d.Milliseconds()
+		}
+	}
+	return 5000
+}
+
+// PermitSlot makes an admission permit an engine running slot.
+func PermitSlot(p *admission.Permit) engine.Slot {
+	return engine.SlotFunc(func(x *engine.Export, elapsed time.Duration) { p.Release(outcome(x, elapsed)) })
+}
+
+// AdmissionSlots makes the admission limiter the engine's slot source:
+// pending exports that took no permit at create take one (without
+// queueing) when their turn comes.
+func AdmissionSlots(l *admission.Limiter) engine.SlotSource { return limiterSlots{l} }
+
+type limiterSlots struct{ l *admission.Limiter }
+
+func (s limiterSlots) TryAcquire() (engine.Slot, bool) {
+	p, ok := s.l.TryAcquire()
+	if !ok {
+		return nil, false
+	}
+	return PermitSlot(p), true
 }
 
 // acquire takes an admission permit (nil without admission control): at

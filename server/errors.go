@@ -74,6 +74,7 @@ const (
 
 	reasonRangeTooLong = "date_range_too_long"
 	reasonRangeFuture  = "date_range_in_future"
+	reasonRowLimit     = "row_limit_exceeded"
 
 	reasonServiceUnavailable = "service_temporarily_unavailable"
 	reasonShuttingDown       = "shutting_down"

@@ -554,7 +554,7 @@ func TestUpstreamErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer brokenPool.Close()
-	e := newEnv(t, envOptions{scopes: engine.NewScopes(brokenPool), noStart: true})
+	e := newEnv(t, envOptions{scopes: engine.NewScopes(brokenPool), reader: source.New(broken, source.Options{}), noStart: true})
 	a := newTenant()
 	tok := e.token(newUser(), capsAll, a.ent+":subtree")
 	for _, r := range []*response{

@@ -122,12 +122,14 @@ func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 type envOptions struct {
 	rateLimit float64
 	rateBurst int
-	reader    engine.Reader      // default: the ClickHouse source
-	records   engine.RecordStore // default: the test PostgreSQL
-	keys      KeyStore           // default: the test PostgreSQL
-	scopes    ScopeResolver      // default: the test ClickHouse
-	store     storage.Store      // default: a file store in a temp dir
-	noStart   bool               // do not Start the engine (dead ClickHouse)
+	reader    engine.Reader        // default: the ClickHouse source
+	records   engine.RecordStore   // default: the test PostgreSQL
+	keys      KeyStore             // default: the test PostgreSQL
+	scopes    ScopeResolver        // default: the test ClickHouse
+	store     storage.Store        // default: a file store in a temp dir
+	noStart   bool                 // do not Start the engine (dead ClickHouse)
+	maxRows   int64                // the engine's row cap (0: none)
+	tune      func(*engine.Config) // adjusts the engine's settings
 	admission *admission.Limiter
 }
 
@@ -189,7 +191,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	clk := &clock{}
 	core, logs := observer.New(zap.InfoLevel)
-	eng, err := engine.New(engine.Config{Reader: reader, Records: records, Store: store, Logger: zap.New(core).Named("engine")})
+	ecfg := engine.Config{Reader: reader, Records: records, Store: store, MaxRows: o.maxRows, Logger: zap.New(core).Named("engine")}
+	if o.tune != nil {
+		o.tune(&ecfg)
+	}
+	eng, err := engine.New(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}

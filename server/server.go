@@ -76,9 +76,10 @@ import (
 )
 
 // ScopeResolver finds the parents of client and account scopes
-// (engine.Scopes, on ClickHouse).
+// (engine.Scopes, on ClickHouse): every distinct (enterprise, client) pair
+// the scope's activity names.
 type ScopeResolver interface {
-	ResolveScope(ctx context.Context, kind, ref string) (enterprise, client string, err error)
+	ScopeParents(ctx context.Context, kind, ref string) ([][2]string, error)
 	Ping(ctx context.Context) error
 }
 
@@ -121,6 +122,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReadTimeout bounds reading a request (default 15s).
 	ReadTimeout time.Duration
+	// MaxConnsPerIP bounds the connections of one client address (default
+	// 256) and MaxConns all connections (default 16384).
+	MaxConnsPerIP, MaxConns int
 	// DownloadStallTimeout is how long a download may make no progress
 	// before the connection is dropped (default 60s).
 	DownloadStallTimeout time.Duration
@@ -154,6 +158,12 @@ func (c *Config) setDefaults() {
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 15 * time.Second
 	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 256
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 16384
+	}
 	if c.DownloadStallTimeout <= 0 {
 		c.DownloadStallTimeout = 60 * time.Second
 	}
@@ -178,6 +188,10 @@ func (c *Config) Validate() error {
 
 // Server serves the API. Its methods are safe for concurrent use.
 type Server struct {
+	readyMu  sync.Mutex // guards readyAt, readyErr (the cached readiness probe)
+	readyAt  time.Time
+	readyErr error
+
 	cfg     Config
 	log     *zap.Logger
 	srv     *fasthttp.Server
@@ -208,13 +222,19 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
 		limiter: newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers)}
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Logger:                fasthttpLogger{cfg.Logger},
-		ErrorHandler:          s.handleTransportError,
-		Name:                  "exportd",
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           2 * time.Minute,
+		Handler:      s.handle,
+		Logger:       fasthttpLogger{cfg.Logger},
+		ErrorHandler: s.handleTransportError,
+		Name:         "exportd",
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		// Idle keep-alive connections go after 30 s; one address holds at
+		// most MaxConnsPerIP connections and the server MaxConns in all, so
+		// idle or slow clients cannot pin goroutines and buffers forever.
+		IdleTimeout:           30 * time.Second,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		Concurrency:           cfg.MaxConns,
+		SecureErrorLogMessage: true,
 		MaxRequestBodySize:    maxCreateBody,
 		ReadBufferSize:        16 << 10,
 		NoDefaultServerHeader: true,
@@ -397,13 +417,18 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 		s.fail(ctx, rq, &apiError{status: fasthttp.StatusRequestTimeout, code: codeRequestTimeout,
 			message: msgRequestTimeout, reason: codeRequestTimeout})
 	default:
+		// fasthttp's parse errors quote the raw request, headers included
+		// (Authorization: Bearer ...): log the category only, never err.
 		e := invalid("malformed_request", "")
-		e.cause = err
+		e.cause = errMalformed
 		s.fail(ctx, rq, e)
 	}
 	rq.status = ctx.Response.StatusCode()
 	s.observe(rq, -1)
 }
+
+// errMalformed is the logged cause of a request fasthttp could not parse.
+var errMalformed = errors.New("malformed request (parse error; details withheld: they quote the raw headers)")
 
 // observe writes the request's log line and metrics. bytes ≥ 0 is the body
 // bytes a download streamed.
@@ -530,10 +555,27 @@ func (s *Server) Ready(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+// readyProbeTTL is how long a readiness verdict is reused: /readyz is
+// unauthenticated, so it must not become a way to hammer ClickHouse,
+// PostgreSQL and storage (one probe a second at most, whatever the rate).
+const readyProbeTTL = time.Second
+
+// cachedReady returns the last readiness verdict if younger than
+// readyProbeTTL, else probes (one caller at a time; the others wait for it).
+func (s *Server) cachedReady() error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if !s.readyAt.IsZero() && time.Since(s.readyAt) < readyProbeTTL && !s.cfg.Engine.Draining() {
+		return s.readyErr
+	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := s.Ready(c); err != nil {
+	s.readyErr, s.readyAt = s.Ready(c), time.Now()
+	return s.readyErr
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	if err := s.cachedReady(); err != nil {
 		s.writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": err.Error()})
 		return
 	}

@@ -153,13 +153,16 @@ func collect(rows pgx.Rows, err error) ([]*engine.Export, error) {
 // normalised request.
 type Key = engine.IdempotencyKey
 
-// Create inserts x as a new pending export owned by x.Owner. With a key, the
+// Create inserts x as a new pending export owned by x.Owner. With
+// maxPending > 0, an enterprise that already has maxPending pending exports
+// gets engine.ErrTooManyPending and nothing is recorded (the count is exact
+// across replicas: it runs under the enterprise's advisory lock). With a key, the
 // key is claimed in the same transaction: if (caller, key) is already bound
 // within KeyWindow, nothing is inserted and Create returns the bound
 // export's id with created false (ErrKeyPayloadMismatch when the request
 // differs). A binding older than KeyWindow is reclaimed. The database
 // assigns generated_at and the heartbeat.
-func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key) (created bool, boundID string, err error) {
+func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key, maxPending int) (created bool, boundID string, err error) {
 	opts, err := json.Marshal(x.Options)
 	if err != nil {
 		return false, "", fail(err, "encode options")
@@ -192,6 +195,15 @@ func (s *Store) Create(ctx context.Context, x *engine.Export, key *Key) (created
 		}
 		if err != nil {
 			return false, "", fail(err, "claim key")
+		}
+	}
+	if maxPending > 0 && x.EnterpriseRef != "" {
+		n, err := lockEnterprise(ctx, tx, x.EnterpriseRef, "pending")
+		if err != nil {
+			return false, "", fail(err, "count pending exports of %s", x.EnterpriseRef)
+		}
+		if n >= maxPending {
+			return false, "", engine.ErrTooManyPending // the key claim rolls back with it
 		}
 	}
 	row := tx.QueryRow(ctx, `INSERT INTO operations_activity_exports (id, status, format, compression, date_from_utc,
@@ -261,15 +273,18 @@ func (s *Store) List(ctx context.Context, v engine.Visibility, after *engine.Cur
 	}{{"enterprise_ref", v.Enterprises}, {"scope_ref", v.Refs}, {"client_ref", v.Clients}} {
 		for _, ref := range c.refs {
 			args = append(args, ref)
-			branches = append(branches, fmt.Sprintf("(SELECT id FROM operations_activity_exports WHERE %s = $%d%s ORDER BY generated_at DESC, id DESC LIMIT $1)",
+			branches = append(branches, fmt.Sprintf("(SELECT generated_at, id FROM operations_activity_exports WHERE %s = $%d%s ORDER BY generated_at DESC, id DESC LIMIT $1)",
 				c.col, len(args), keyset))
 		}
 	}
 	if len(branches) == 0 {
 		return nil, nil
 	}
-	q := "SELECT " + viewColumns + " FROM operations_activity_exports WHERE id IN (" + strings.Join(branches, " UNION ") +
-		") ORDER BY generated_at DESC, id DESC LIMIT $1"
+	// The branches yield sort keys only (from their indexes); the page is
+	// cut from their union first, and only its rows are fetched: a caller
+	// with many scopes costs O(limit × branches) index entries, not rows.
+	q := "SELECT " + viewColumns + " FROM operations_activity_exports WHERE id IN (SELECT id FROM (" + strings.Join(branches, " UNION ") +
+		") AS keys ORDER BY generated_at DESC, id DESC LIMIT $1) ORDER BY generated_at DESC, id DESC LIMIT $1"
 	out, err := collect(s.pool.Query(ctx, q, args...))
 	if err != nil {
 		return nil, fail(err, "list exports")
@@ -277,16 +292,48 @@ func (s *Store) List(ctx context.Context, v engine.Visibility, after *engine.Cur
 	return out, nil
 }
 
+// lockEnterprise takes the enterprise's transaction-scoped advisory lock
+// (creates and starts of one enterprise serialise on it, so the counts
+// below are exact across replicas) and counts its exports in status.
+func lockEnterprise(ctx context.Context, tx pgx.Tx, enterprise, status string) (int, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 4242))`, enterprise); err != nil {
+		return 0, err
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT count(*) FROM operations_activity_exports
+		WHERE enterprise_ref = $1 AND status = $2 AND status IN ('pending', 'running')`, enterprise, status).Scan(&n)
+	return n, err
+}
+
 // Start moves a pending export of owner to running (compare-and-set on
-// owner and epoch). ErrLost when it ended meanwhile (e.g. cancelled).
-func (s *Store) Start(ctx context.Context, id, owner string, epoch uint64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE operations_activity_exports SET status = 'running', heartbeat_at = now()
+// owner and epoch). ErrLost when it ended meanwhile (e.g. cancelled). With
+// maxRunning > 0, an enterprise that already runs maxRunning exports (on
+// any replica) gets engine.ErrBusy and the export stays pending.
+func (s *Store) Start(ctx context.Context, id, owner string, epoch uint64, enterprise string, maxRunning int) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(err, "begin start of %s", id)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
+	if maxRunning > 0 && enterprise != "" {
+		n, err := lockEnterprise(ctx, tx, enterprise, "running")
+		if err != nil {
+			return fail(err, "count running exports of %s", enterprise)
+		}
+		if n >= maxRunning {
+			return engine.ErrBusy
+		}
+	}
+	tag, err := tx.Exec(ctx, `UPDATE operations_activity_exports SET status = 'running', heartbeat_at = now()
 		WHERE id = $1 AND status = 'pending' AND owner = $2 AND epoch = $3`, id, owner, int64(epoch))
 	if err != nil {
 		return fail(err, "start export %s", id)
 	}
 	if tag.RowsAffected() == 0 {
 		return ErrLost
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err, "commit start of %s", id)
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func TestCreateGetFinish(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	x := newExport("enterprises/" + uuid.NewString())
-	created, _, err := s.Create(ctx, x, nil)
+	created, _, err := s.Create(ctx, x, nil, 0)
 	if err != nil || !created {
 		t.Fatalf("create: %v %v", created, err)
 	}
@@ -106,7 +106,7 @@ func TestCreateGetFinish(t *testing.T) {
 	if err != nil || got.Status != engine.StatusPending || got.GeneratedAt.IsZero() {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	if err := s.Start(ctx, x.ID, "replica-a", got.Version); err != nil {
+	if err := s.Start(ctx, x.ID, "replica-a", got.Version, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Heartbeat(ctx, x.ID, "replica-a", got.Version, 10, 100); err != nil {
@@ -149,7 +149,7 @@ func TestKeyClaimRace(t *testing.T) {
 					k.RequestHash = fmt.Sprintf("h%d", i)
 				}
 				<-start
-				ok, id, err := st.Create(ctx, newExport(ent), &k)
+				ok, id, err := st.Create(ctx, newExport(ent), &k, 0)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -191,10 +191,10 @@ func TestCancelRacesFinish(t *testing.T) {
 	wins := map[string]int{}
 	for round := 0; round < 100; round++ {
 		x := newExport(ent)
-		if _, _, err := s.Create(ctx, x, nil); err != nil {
+		if _, _, err := s.Create(ctx, x, nil, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Start(ctx, x.ID, x.Owner, x.Version); err != nil {
+		if err := s.Start(ctx, x.ID, x.Owner, x.Version, "", 0); err != nil {
 			t.Fatal(err)
 		}
 		var cancelErr, finishErr error
@@ -242,10 +242,10 @@ func TestReapFencesOldOwner(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	x := newExport("enterprises/" + uuid.NewString())
-	if _, _, err := s.Create(ctx, x, nil); err != nil {
+	if _, _, err := s.Create(ctx, x, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(ctx, x.ID, x.Owner, x.Version); err != nil {
+	if err := s.Start(ctx, x.ID, x.Owner, x.Version, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
@@ -271,7 +271,7 @@ func TestReapFencesOldOwner(t *testing.T) {
 	}
 	// A live lease is not reaped.
 	y := newExport("enterprises/" + uuid.NewString())
-	if _, _, err := s.Create(ctx, y, nil); err != nil {
+	if _, _, err := s.Create(ctx, y, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	reaped, _ = s.ReapLost(ctx, time.Minute, 1000)
@@ -286,7 +286,7 @@ func TestExpiryAndRetention(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	x := newExport("enterprises/" + uuid.NewString())
-	if _, _, err := s.Create(ctx, x, nil); err != nil {
+	if _, _, err := s.Create(ctx, x, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Finish(ctx, x.ID, x.Owner, x.Version, Final{Status: engine.StatusReady, Retention: -time.Second}); err != nil {
@@ -342,11 +342,11 @@ func TestListKeyset(t *testing.T) {
 		if i%5 == 0 {
 			x.ScopeKind, x.ScopeRef, x.ClientRef = engine.KindClient, client, ""
 		}
-		if _, _, err := s.Create(ctx, x, nil); err != nil {
+		if _, _, err := s.Create(ctx, x, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 		want[x.ID] = true
-		if _, _, err := s.Create(ctx, newExport(other), nil); err != nil {
+		if _, _, err := s.Create(ctx, newExport(other), nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
 
@@ -39,6 +40,10 @@ type Options struct {
 	// whole result in server memory; reading the range as consecutive time
 	// windows of bounded size keeps that memory flat whatever the export size.
 	WindowRows int64
+	// MaxExecution, if set, is ClickHouse's max_execution_time for each
+	// query (whole seconds, rounded up): a runaway query ends on the server
+	// even if exportd's own deadline were missed.
+	MaxExecution time.Duration
 }
 
 // ClickHouse streams activity from a ClickHouse server.
@@ -98,7 +103,7 @@ func (s *ClickHouse) plan(ctx context.Context, c *chconn.Native, q Query) (*Plan
 	var day, cnt proto.ColInt64
 	var days []window
 	body := "SELECT intDiv(occurred_at_utc, " + strconv.Itoa(dayMs) + ") AS d, toInt64(count()) AS c FROM " + Table +
-		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d"
+		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d" + s.settings(false)
 	err := c.Select(ctx, body, proto.Results{{Name: "d", Data: &day}, {Name: "c", Data: &cnt}}, func(int) error {
 		for i := 0; i < day.Rows(); i++ {
 			days = append(days, window{from: day.Row(i) * dayMs, to: (day.Row(i) + 1) * dayMs, rows: cnt.Row(i)})
@@ -151,7 +156,7 @@ func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*a
 	results := b.Results()
 	var fnErr error
 	for _, w := range plan.windows {
-		err := c.Select(ctx, selectSQL(q, w.from, w.to), results, func(int) error {
+		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true), results, func(int) error {
 			st.Rows += int64(b.Rows())
 			if err := fn(b); err != nil {
 				fnErr = err
@@ -201,6 +206,20 @@ var selectList = strings.Join(activity.Columns[:], ", ")
 func selectSQL(q Query, from, to int64) string {
 	return "SELECT " + selectList + " FROM " + Table + " WHERE " + where(q, from, to) +
 		" ORDER BY occurred_at_utc, activity_id SETTINGS max_block_size = " + strconv.Itoa(blockRows)
+}
+
+// settings renders the query settings of Options (after a SETTINGS clause
+// when more is true, else as one).
+func (s *ClickHouse) settings(more bool) string {
+	if s.opts.MaxExecution <= 0 {
+		return ""
+	}
+	sec := int64((s.opts.MaxExecution + time.Second - 1) / time.Second)
+	sep := " SETTINGS "
+	if more {
+		sep = ", "
+	}
+	return sep + "max_execution_time = " + strconv.FormatInt(sec, 10)
 }
 
 // where renders the filter; refs are validated by the caller and quoted
