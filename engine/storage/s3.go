@@ -358,6 +358,9 @@ func (s *S3) Sweep(ctx context.Context, age time.Duration) (int, error) {
 		}
 		for _, u := range out.Uploads {
 			id, key := aws.ToString(u.UploadId), aws.ToString(u.Key)
+			if !ExportObjectName(strings.TrimPrefix(key, prefix)) {
+				continue // not a name exportd writes: someone else's upload
+			}
 			if _, ok := s.live.Load(id); ok || aws.ToTime(u.Initiated).After(cutoff) {
 				continue
 			}
@@ -502,4 +505,32 @@ func (s *S3) List(ctx context.Context, grace time.Duration, fn func(names []stri
 		}
 	}
 	return nil
+}
+
+// ExportObjectName reports whether name is one exportd gives an artefact:
+// a canonical lowercase UUID, then an extension of lowercase letters and
+// dots (".csv", ".csv.gz", ".jsonl.zst", ".parquet"). Sweeps and the
+// reconciler touch nothing else in a shared bucket or directory.
+func ExportObjectName(name string) bool {
+	id, ext, ok := strings.Cut(name, ".")
+	if !ok || ext == "" || len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f'):
+			return false
+		}
+	}
+	for i := 0; i < len(ext); i++ {
+		if c := ext[i]; !(c >= 'a' && c <= 'z' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
