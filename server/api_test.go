@@ -53,9 +53,9 @@ func expectRecord(r activity.Row, amount string) []string {
 
 var (
 	secondsRE      = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
-	resourceFields = []string{"byte_size", "checksum_sha256", "compression", "download_path", "expires_at_utc",
+	resourceFields = []string{"byte_size", "checksum_sha256", "columns", "compression", "csv_bom", "download_path", "expires_at_utc",
 		"failure_reason", "filter_criteria", "finished_at_utc", "format", "generated_at_utc", "generated_by", "id",
-		"requested_scope", "row_count", "status", "storage_location"}
+		"requested_scope", "row_count", "status", "storage_location", "time_zone"}
 )
 
 // checkResource verifies the exact field set of an export resource and the

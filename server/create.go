@@ -165,6 +165,7 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		EnterpriseRef: enterprise,
 		ClientRef:     client,
 		GeneratedBy:   p.Subject,
+		Options:       req.Options,
 	}, key, func(x *engine.Export, elapsed time.Duration) { permit.Release(outcome(x, elapsed)) })
 	switch {
 	case errors.Is(err, engine.ErrShuttingDown):
