@@ -161,6 +161,7 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	case KindClientAccount:
 		q.AccountRef = x.ScopeRef
 	}
+	x.Options.Narrow(&q)
 	reader := e.cfg.Reader
 	if x.EnterpriseRef == "" {
 		reader = EmptyReader{} // a client or account without activity: header only
@@ -176,7 +177,7 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errStorage, err)
 	}
-	res, err := Pipe(ctx, reader, q, plan, x.Compression, e.cfg.MaxRows, w, cnt)
+	res, err := Pipe(ctx, reader, q, plan, Encoding{Format: x.Format, Compression: x.Compression, Options: x.Options}, e.cfg.MaxRows, w, cnt)
 	if err == nil && e.cfg.OnRead != nil {
 		e.cfg.OnRead(res.Rows, res.ReadBytes)
 	}

@@ -81,7 +81,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cnt engine.Counters
 	start := time.Now()
 	p := startProgress(stderr, "export", cnt.Rows.Load)
-	res, err := engine.Pipe(ctx, reader, q, nil, *compression, s.MaxRows, w, &cnt)
+	res, err := engine.Pipe(ctx, reader, q, nil, engine.Encoding{Compression: *compression}, s.MaxRows, w, &cnt)
 	p.Stop()
 	if err == nil && fw != nil {
 		err = fw.Commit(ctx)

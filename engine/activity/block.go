@@ -194,3 +194,18 @@ type ColDecimal struct{ proto.ColDecimal128 }
 
 // Type implements proto.Column.
 func (ColDecimal) Type() proto.ColumnType { return "Decimal(38, 18)" }
+
+// ResetExcept empties every column not in cols (indices into Columns), as a
+// read narrowed by ResultsFor leaves them. Tests use it to build such blocks.
+func (b *Block) ResetExcept(cols []int) {
+	all := b.columns()
+	for i, c := range all {
+		keep := false
+		for _, k := range cols {
+			keep = keep || k == i
+		}
+		if !keep {
+			c.(proto.Resettable).Reset()
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ClickHouse/ch-go/proto"
 )
 
 // Column indices into Columns.
@@ -77,11 +79,18 @@ func AppendTimestampIn(dst []byte, ms int64, loc *time.Location) []byte {
 	if loc == nil || loc == time.UTC {
 		return AppendTimestamp(dst, ms)
 	}
-	_, off := time.UnixMilli(ms).In(loc).Zone()
+	t := time.UnixMilli(ms).In(loc)
+	_, off := t.Zone()
 	if off == 0 {
 		return AppendTimestamp(dst, ms)
 	}
-	dst = AppendTimestamp(dst, ms+int64(off)*1000)
+	wall := ms + int64(off)*1000
+	if wall < MinTimestamp-366*86_400_000 || wall > MaxTimestamp {
+		// A wall clock outside four-digit years (9999-12-31 east of UTC):
+		// time.Format's spelling ("10000-01-01T..."), rare, still no allocation.
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	}
+	dst = AppendTimestamp(dst, wall)
 	dst = dst[:len(dst)-1] // the 'Z'
 	sign := byte('+')
 	if off < 0 {
@@ -94,4 +103,34 @@ func AppendTimestampIn(dst []byte, ms int64, loc *time.Location) []byte {
 	b[3] = ':'
 	put2(b[4:], int64(m%60))
 	return append(dst, b[:]...)
+}
+
+// StrColumn returns the string column at index c (of Columns), or nil for the
+// columns that are not strings.
+func (b *Block) StrColumn(c int) *proto.ColStr {
+	switch c {
+	case ColFamily:
+		return &b.Family
+	case ColStatus:
+		return &b.Status
+	case ColEnterpriseRef:
+		return &b.EnterpriseRef
+	case ColClientRef:
+		return &b.ClientRef
+	case ColAccountRef:
+		return &b.AccountRef
+	case ColCounterpartyRef:
+		return &b.CounterpartyRef
+	case ColCurrency:
+		return &b.Currency
+	case ColFeeCurrency:
+		return &b.FeeCurrency
+	case ColInitiatedBy:
+		return &b.InitiatedBy
+	case ColFailureReason:
+		return &b.FailureReason
+	case ColReference:
+		return &b.Reference
+	}
+	return nil
 }
