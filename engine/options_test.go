@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	encsv "encoding/csv"
+	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
@@ -299,4 +304,82 @@ func TestOptionsThroughEngine(t *testing.T) {
 	if string(data) != sb.String() || x.RowCount != int64(len(want)) {
 		t.Fatalf("file (%d rows):\n%q\nwant (%d rows):\n%q", x.RowCount, data, len(want), sb.String())
 	}
+}
+
+// TestOptionsJSONL: the same option sets as JSON Lines, parsed back with
+// encoding/json: keys the selected columns in order, values the CSV's text
+// without the guard, null for empty optional values; gzip for one of them.
+func TestOptionsJSONL(t *testing.T) {
+	ctx := context.Background()
+	ent := "enterprises/" + uuidN("e0000017", 17)
+	rows := optionRows(t, ent, 300)
+	reader := source.New(chCfg, source.Options{WindowRows: 61})
+	base := source.Query{EnterpriseRef: ent, FromMs: rows[0].OccurredAt, ToMs: rows[len(rows)-1].OccurredAt}
+	for i, c := range optionCases() {
+		c.opts.CSVBOM = false
+		t.Run(c.name, func(t *testing.T) {
+			compression := []string{engine.CompressionNone, engine.CompressionGzip, engine.CompressionZstd}[i%3]
+			q := base
+			c.opts.Narrow(&q)
+			var buf bytes.Buffer
+			res, err := engine.Pipe(ctx, reader, q, nil, engine.Encoding{Format: engine.FormatJSONL, Compression: compression, Options: c.opts}, 0, &buf, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := decompress(t, compression, buf.Bytes())
+			want := matching(rows, c.opts)
+			lines := bytes.SplitAfter(data, []byte("\n"))
+			lines = lines[:len(lines)-1] // after the last LF (or of an empty file): ""
+			if len(lines) != len(want) || res.Rows != int64(len(want)) {
+				t.Fatalf("%d lines, %d rows, want %d", len(lines), res.Rows, len(want))
+			}
+			cols := c.opts.ColumnNames()
+			loc, _ := engine.LoadZone(c.opts.TimeZone)
+			for i, r := range want {
+				d := json.NewDecoder(bytes.NewReader(lines[i]))
+				d.Token() // {
+				vals, null := cells(r, cols, loc, false)
+				for j := range cols {
+					k, err := d.Token()
+					if err != nil || k != cols[j] {
+						t.Fatalf("row %d key %d: %v %v, want %s", i, j, k, err, cols[j])
+					}
+					var v *string
+					if err := d.Decode(&v); err != nil {
+						t.Fatal(err)
+					}
+					if null[j] != (v == nil) || v != nil && *v != vals[j] {
+						t.Fatalf("row %d %s: got %v, want %q (null %v)", i, cols[j], v, vals[j], null[j])
+					}
+				}
+				if tok, err := d.Token(); err != nil || tok != json.Delim('}') {
+					t.Fatalf("row %d: extra keys", i)
+				}
+			}
+		})
+	}
+}
+
+func decompress(t *testing.T, compression string, data []byte) []byte {
+	t.Helper()
+	var rd io.Reader = bytes.NewReader(data)
+	var err error
+	switch compression {
+	case engine.CompressionGzip:
+		if rd, err = gzip.NewReader(rd); err != nil {
+			t.Fatal(err)
+		}
+	case engine.CompressionZstd:
+		zr, err := zstd.NewReader(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		rd = zr
+	}
+	out, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
