@@ -6,6 +6,7 @@ import (
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/csv"
 	"github.com/exportd/exportd/engine/jsonl"
+	"github.com/exportd/exportd/engine/parquet"
 )
 
 // encoder turns blocks into the bytes of one format. Each method appends to
@@ -29,6 +30,12 @@ func newEncoder(enc Encoding) (encoder, error) {
 		return &csvEncoder{layout: csv.Layout{Columns: cols, Location: loc}, bom: enc.Options.CSVBOM}, nil
 	case FormatJSONL:
 		return &jsonlEncoder{layout: jsonl.Layout{Columns: cols, Location: loc}}, nil
+	case FormatParquet:
+		pe, err := parquet.New(parquet.Layout{Columns: cols, Compression: enc.Compression})
+		if err != nil {
+			return nil, err
+		}
+		return parquetEncoder{pe}, nil
 	}
 	return nil, fmt.Errorf("unsupported format %q", enc.Format)
 }
@@ -60,3 +67,16 @@ func (e *jsonlEncoder) rows(dst []byte, b *activity.Block, from, to int) ([]byte
 }
 
 func (e *jsonlEncoder) end(dst []byte) ([]byte, error) { return dst, nil }
+
+// parquetEncoder is the Parquet file: timestamps are instants (no zone) and
+// compression is the page codec (newEncoder passes it; Pipe then writes the
+// stream as is).
+type parquetEncoder struct{ e *parquet.Encoder }
+
+func (p parquetEncoder) begin(dst []byte) []byte { return dst }
+
+func (p parquetEncoder) rows(dst []byte, b *activity.Block, from, to int) ([]byte, error) {
+	return p.e.AppendRows(dst, b, from, to)
+}
+
+func (p parquetEncoder) end(dst []byte) ([]byte, error) { return p.e.AppendFooter(dst) }
