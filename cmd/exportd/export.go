@@ -21,7 +21,12 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toS := fs.String("to", "", "inclusive end, RFC 3339 UTC")
 	compression := fs.String("compression", "none", "none, gzip or zstd")
 	out := fs.String("out", "", "output file (default: stdout)")
+	options := exportOptionFlags(fs)
 	s, err := parseSettings(fs, args, "clickhouse-dsn", "max-rows")
+	if err != nil {
+		return err
+	}
+	format, opts, err := options()
 	if err != nil {
 		return err
 	}
@@ -60,6 +65,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case engine.KindClientAccount:
 		q.AccountRef = *scope
 	}
+	opts.Narrow(&q)
 	var reader engine.Reader = source.New(s.ch, source.Options{})
 	if enterprise == "" {
 		reader = engine.EmptyReader{} // no activity for this scope: header only
@@ -81,7 +87,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cnt engine.Counters
 	start := time.Now()
 	p := startProgress(stderr, "export", cnt.Rows.Load)
-	res, err := engine.Pipe(ctx, reader, q, nil, engine.Encoding{Compression: *compression}, s.MaxRows, w, &cnt)
+	res, err := engine.Pipe(ctx, reader, q, nil, engine.Encoding{Format: format, Compression: *compression, Options: opts}, s.MaxRows, w, &cnt)
 	p.Stop()
 	if err == nil && fw != nil {
 		err = fw.Commit(ctx)
