@@ -44,6 +44,15 @@ var allColumns = func() (a [activity.NumColumns]int) {
 	return a
 }()
 
+// keys holds `,"name":` for each column (names are fixed lowercase
+// identifiers: nothing to escape); the first key of a row drops the comma.
+var keys = func() (k [activity.NumColumns]string) {
+	for i, name := range activity.Columns {
+		k[i] = `,"` + name + `":`
+	}
+	return k
+}()
+
 // AppendRows appends one JSON object and LF per row of [from, to) of b to
 // dst. Only the columns of l are read (a narrowed block is fine). It grows
 // dst once by an estimate and does not allocate otherwise. It panics if the
@@ -60,12 +69,11 @@ func AppendRows(dst []byte, b *activity.Block, from, to int, l Layout) []byte {
 	for r := from; r < to; r++ {
 		dst = append(dst, '{')
 		for i, c := range cols {
-			if i > 0 {
-				dst = append(dst, ',')
+			k := keys[c]
+			if i == 0 {
+				k = k[1:]
 			}
-			dst = append(dst, '"')
-			dst = append(dst, activity.Columns[c]...) // fixed lowercase identifiers: no escaping
-			dst = append(dst, '"', ':')
+			dst = append(dst, k...)
 			dst = appendValue(dst, b, c, r, l.Location)
 		}
 		dst = append(dst, '}', '\n')

@@ -201,3 +201,21 @@ func TestMemoryFlat(t *testing.T) {
 		t.Fatalf("live heap %d MiB: not bounded by the row group", peak>>20)
 	}
 }
+
+func BenchmarkAppendRows(b *testing.B) {
+	blk := block(16384, 0)
+	e, err := New(Layout{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := 0; i < blk.Rows(); i += 1024 {
+			if out, err = e.AppendRows(out[:0], blk, i, i+1024); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*blk.Rows())/b.Elapsed().Seconds(), "rows/s")
+}
