@@ -85,7 +85,7 @@ type Export struct {
 }
 
 // ObjectName is the storage name of the export's artefact.
-func (e *Export) ObjectName() string { return e.ID + Extension(e.Compression) }
+func (e *Export) ObjectName() string { return e.ID + Extension(e.Format, e.Compression) }
 
 // FromMs and ToMs are the inclusive millisecond bounds of the range:
 // date_from rounds up and date_to rounds down to a whole millisecond.

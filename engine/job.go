@@ -177,6 +177,7 @@ func (e *Engine) query(x *Export) (source.Query, Reader, error) {
 	case KindClientAccount:
 		q.AccountRef = x.ScopeRef
 	}
+	x.Options.Narrow(&q)
 	if x.EnterpriseRef == "" {
 		return q, EmptyReader{}, nil // a client or account without activity: header only
 	}
@@ -217,7 +218,7 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errStorage, err)
 	}
-	res, err := Pipe(ctx, reader, q, plan, x.Compression, e.cfg.MaxRows, w, cnt)
+	res, err := Pipe(ctx, reader, q, plan, Encoding{Format: x.Format, Compression: x.Compression, Options: x.Options}, e.cfg.MaxRows, w, cnt)
 	if err == nil && e.cfg.OnRead != nil {
 		e.cfg.OnRead(res.Rows, res.ReadBytes)
 	}

@@ -145,6 +145,7 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		EnterpriseRef: enterprise,
 		ClientRef:     client,
 		GeneratedBy:   p.Subject,
+		Options:       req.Options,
 	}
 	// The export needs ClickHouse: say so now (503, not a 201 whose export
 	// then fails upstream_error). With a row cap, the planned count (one

@@ -18,17 +18,6 @@ import (
 	"github.com/exportd/exportd/server/auth"
 )
 
-// contentType returns the download media type of a compression (SPEC §1).
-func contentType(compression string) string {
-	switch compression {
-	case engine.CompressionGzip:
-		return "application/gzip"
-	case engine.CompressionZstd:
-		return "application/zstd"
-	}
-	return "text/csv; charset=utf-8"
-}
-
 // download handles GET /operations-activity-exports/{id}/download.
 //
 // After lookup (401, 403, 400, 404): expired (by status or by clock) → 404
@@ -108,9 +97,9 @@ func (s *Server) download(ctx *fasthttp.RequestCtx, rq *request, id string) {
 		}
 	}
 	ctx.SetStatusCode(status)
-	ctx.SetContentType(contentType(x.Compression))
+	ctx.SetContentType(engine.ContentType(x.Format, x.Compression))
 	h.Set(fasthttp.HeaderContentDisposition,
-		`attachment; filename="operations-activity-`+x.ID+engine.Extension(x.Compression)+`"`)
+		`attachment; filename="operations-activity-`+x.ID+engine.Extension(x.Format, x.Compression)+`"`)
 
 	// The stream, not this handler, ends the request: it logs when fasthttp
 	// closes it. Take over the write deadline (see the package comment).

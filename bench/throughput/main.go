@@ -13,6 +13,9 @@
 //	httpcsv    ClickHouse HTTP interface, CSVWithNames, through curl
 //	naive      bench/naive: clickhouse-go Query/Scan + encoding/csv
 //	cli        exportd export --out file
+//	cli-jsonl  exportd export --format jsonl --out file   (SPEC §7 formats and a
+//	cli-parquet exportd export --format parquet --out file  5-column selection,
+//	cli-5col   exportd export --columns <5 of 17> --out file  each against cli)
 //	api-none   exportd serve: POST (Prefer: wait=60) → poll → ready
 //	api-zstd   the same with "compression": "zstd"
 //	api-gzip   the same with "compression": "gzip"

@@ -150,8 +150,8 @@ func TestE2EAPIWalkthrough(t *testing.T) {
 	}
 	var fields map[string]any
 	_ = json.Unmarshal(body, &fields)
-	if len(fields) != 16 { // the seed's 14 plus compression and checksum_sha256
-		t.Errorf("resource has %d fields, want 16: %s", len(fields), body)
+	if len(fields) != 19 { // the seed's 14 plus compression, checksum_sha256 and the §7 columns, time_zone, csv_bom
+		t.Errorf("resource has %d fields, want 19: %s", len(fields), body)
 	}
 	// Get, list.
 	if code, _, b := s.do(t, "GET", "/operations-activity-exports/"+x.ID, tok, ""); code != 200 || decodeResource(t, b).Checksum != x.Checksum {

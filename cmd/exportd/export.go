@@ -24,7 +24,12 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	compression := fs.String("compression", "none", "none, gzip or zstd")
 	out := fs.String("out", "", "output file (default: stdout)")
 	pick := fs.String("enterprise", "", "with a clients/ or client-accounts/ scope named under several enterprises: enterprises/<uuid> to export under")
+	options := exportOptionFlags(fs)
 	s, err := parseSettings(fs, args, "clickhouse-dsn", "max-rows")
+	if err != nil {
+		return err
+	}
+	format, opts, err := options()
 	if err != nil {
 		return err
 	}
@@ -76,6 +81,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case engine.KindClientAccount:
 		q.AccountRef = *scope
 	}
+	opts.Narrow(&q)
 	var reader engine.Reader = source.New(s.ch, source.Options{})
 	if enterprise == "" {
 		reader = engine.EmptyReader{} // no activity for this scope: header only
@@ -97,7 +103,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cnt engine.Counters
 	start := time.Now()
 	p := startProgress(stderr, "export", cnt.Rows.Load)
-	res, err := engine.Pipe(ctx, reader, q, nil, *compression, s.MaxRows, w, &cnt)
+	res, err := engine.Pipe(ctx, reader, q, nil, engine.Encoding{Format: format, Compression: *compression, Options: opts}, s.MaxRows, w, &cnt)
 	p.Stop()
 	if err == nil && fw != nil {
 		err = fw.Commit(ctx)

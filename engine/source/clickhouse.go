@@ -23,11 +23,20 @@ const Table = "operations_activity"
 // read is restricted to one enterprise (tenant isolation). ClientRef and
 // AccountRef narrow it further when set. FromMs and ToMs are inclusive Unix
 // milliseconds.
+//
+// Columns (indices into activity.Columns, nil for all) are the only columns
+// read; the block's other columns stay empty. Families, Statuses and
+// Currencies, when non-nil, keep only rows whose value is in the set (SQL
+// predicates, so the plan counts only matching rows).
 type Query struct {
 	EnterpriseRef string
 	ClientRef     string
 	AccountRef    string
 	FromMs, ToMs  int64
+	Columns       []int
+	Families      []string
+	Statuses      []string
+	Currencies    []string
 }
 
 // ErrUnavailable wraps failures to reach ClickHouse at all (chconn's).
@@ -153,7 +162,7 @@ func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*a
 		}
 	}
 	b := activity.NewBlock()
-	results := b.Results()
+	results := b.ResultsFor(q.Columns)
 	var fnErr error
 	for _, w := range plan.windows {
 		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true), results, func(int) error {
@@ -201,10 +210,25 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-var selectList = strings.Join(activity.Columns[:], ", ")
+var selectAll = strings.Join(activity.Columns[:], ", ")
+
+// selectList is the SELECT list of q: its columns, or all of them.
+func selectList(q Query) string {
+	if q.Columns == nil {
+		return selectAll
+	}
+	var sb strings.Builder
+	for i, c := range q.Columns {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(activity.Columns[c])
+	}
+	return sb.String()
+}
 
 func selectSQL(q Query, from, to int64) string {
-	return "SELECT " + selectList + " FROM " + Table + " WHERE " + where(q, from, to) +
+	return "SELECT " + selectList(q) + " FROM " + Table + " WHERE " + where(q, from, to) +
 		" ORDER BY occurred_at_utc, activity_id SETTINGS max_block_size = " + strconv.Itoa(blockRows)
 }
 
@@ -241,7 +265,32 @@ func where(q Query, from, to int64) string {
 		sb.WriteString(" AND account_ref = ")
 		sb.WriteString(Quote(q.AccountRef))
 	}
+	in(&sb, "family", q.Families)
+	in(&sb, "status", q.Statuses)
+	in(&sb, "currency", q.Currencies)
 	return sb.String()
+}
+
+// in appends " AND col IN ('a', 'b')" for a non-nil set. An empty set
+// matches nothing (callers refuse one before; this keeps it safe anyway).
+func in(sb *strings.Builder, col string, set []string) {
+	if set == nil {
+		return
+	}
+	if len(set) == 0 {
+		sb.WriteString(" AND 0")
+		return
+	}
+	sb.WriteString(" AND ")
+	sb.WriteString(col)
+	sb.WriteString(" IN (")
+	for i, v := range set {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(Quote(v))
+	}
+	sb.WriteByte(')')
 }
 
 // Quote renders s as a ClickHouse string literal.

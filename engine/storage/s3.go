@@ -465,9 +465,13 @@ func isNotFound(err error) bool {
 }
 
 // contentType is the Content-Type stored with an object, from the engine's
-// names (<id>.csv, .csv.gz, .csv.zst).
+// names (<id>.csv or .jsonl, plus .gz or .zst; <id>.parquet).
 func contentType(name string) string {
 	switch {
+	case strings.HasSuffix(name, ".parquet"):
+		return "application/vnd.apache.parquet"
+	case strings.HasSuffix(name, ".jsonl"):
+		return "application/x-ndjson"
 	case strings.HasSuffix(name, ".gz"):
 		return "application/gzip"
 	case strings.HasSuffix(name, ".zst"):
