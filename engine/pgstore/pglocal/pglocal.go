@@ -159,9 +159,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	s := &Server{Dir: dir, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port)), db: opts.Database, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
 	if opts.Detach {
+		// The server outlives this process (devch stop-pg ends it by its
+		// pid file): no Wait, whose error on a released process would read
+		// as the server's exit. done then never closes; a server that fails
+		// to start shows as waitReady's timeout, its log in the error.
 		_ = cmd.Process.Release()
+	} else {
+		go func() { _ = cmd.Wait(); close(s.done) }()
 	}
 	if err := s.waitReady(ctx, opts.StartTimeout); err != nil {
 		s.Kill()
