@@ -130,6 +130,7 @@ type envOptions struct {
 	noStart   bool                 // do not Start the engine (dead ClickHouse)
 	maxRows   int64                // the engine's row cap (0: none)
 	tune      func(*engine.Config) // adjusts the engine's settings
+	tuneSrv   func(*Config)        // adjusts the server's settings
 	admission *admission.Limiter
 }
 
@@ -206,8 +207,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	srv, err := New(Config{Engine: eng, Admission: o.admission, Scopes: scopes, Keys: keys, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
-		RateLimit: o.rateLimit, RateBurst: o.rateBurst, Now: clk.now, DependencyTimeout: 10 * time.Second})
+	scfg := Config{Engine: eng, Admission: o.admission, Scopes: scopes, Keys: keys, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
+		RateLimit: o.rateLimit, RateBurst: o.rateBurst, Now: clk.now, DependencyTimeout: 10 * time.Second}
+	if o.tuneSrv != nil {
+		o.tuneSrv(&scfg)
+	}
+	srv, err := New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,6 +122,13 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReadTimeout bounds reading a request (default 15s).
 	ReadTimeout time.Duration
+	// MaxDownloadsPerCaller (default 4) and MaxDownloads (default 256)
+	// bound concurrent downloads; beyond, 429 rate_limited.
+	MaxDownloadsPerCaller, MaxDownloads int
+	// DownloadMinRate (bytes/s, default 64 KiB/s) over DownloadRateWindow
+	// (default 60s): a download whose reader takes less is cut off.
+	DownloadMinRate    int64
+	DownloadRateWindow time.Duration
 	// MaxConnsPerIP bounds the connections of one client address (default
 	// 256) and MaxConns all connections (default 16384).
 	MaxConnsPerIP, MaxConns int
@@ -158,6 +165,18 @@ func (c *Config) setDefaults() {
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 15 * time.Second
 	}
+	if c.MaxDownloadsPerCaller <= 0 {
+		c.MaxDownloadsPerCaller = 4
+	}
+	if c.MaxDownloads <= 0 {
+		c.MaxDownloads = 256
+	}
+	if c.DownloadMinRate == 0 {
+		c.DownloadMinRate = 64 << 10
+	}
+	if c.DownloadRateWindow <= 0 {
+		c.DownloadRateWindow = 60 * time.Second
+	}
 	if c.MaxConnsPerIP <= 0 {
 		c.MaxConnsPerIP = 256
 	}
@@ -192,11 +211,12 @@ type Server struct {
 	readyAt  time.Time
 	readyErr error
 
-	cfg     Config
-	log     *zap.Logger
-	srv     *fasthttp.Server
-	limiter *callerLimiter
-	secret  []byte
+	cfg       Config
+	log       *zap.Logger
+	srv       *fasthttp.Server
+	limiter   *callerLimiter
+	downloads *downloadSlots
+	secret    []byte
 
 	// waits ends the create handlers' waits on Shutdown, so that open
 	// requests answer at once with the export's current state.
@@ -220,7 +240,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	waits, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
-		limiter: newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers)}
+		limiter:   newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers),
+		downloads: &downloadSlots{perCaller: cfg.MaxDownloadsPerCaller, total: cfg.MaxDownloads, byCaller: map[string]int{}}}
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,
 		Logger:       fasthttpLogger{cfg.Logger},
