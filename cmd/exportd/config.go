@@ -40,6 +40,9 @@ type settings struct {
 	RateLimit       float64
 	RateBurst       int
 	MaxExports      int
+	// Concurrent downloads, per caller and in all.
+	MaxDownloadsPerCaller int
+	MaxDownloads          int
 	// Fairness between tenants and the per-export deadline.
 	MaxPerEnterprise        int
 	MaxPendingPerEnterprise int
@@ -167,6 +170,22 @@ func (s *settings) list() []setting {
 				err = errors.New("must be >= 1")
 			}
 			s.MaxPendingPerEnterprise = n
+			return err
+		}},
+		{"max-downloads-per-caller", "EXPORTD_MAX_DOWNLOADS_PER_CALLER", "4", "concurrent downloads of one caller (beyond: 429)", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxDownloadsPerCaller = n
+			return err
+		}},
+		{"max-downloads", "EXPORTD_MAX_DOWNLOADS", "256", "concurrent downloads in all (beyond: 429)", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxDownloads = n
 			return err
 		}},
 		{"export-timeout", "EXPORTD_EXPORT_TIMEOUT", "2h", "deadline of one export from its start (then failed/timeout)", dur(&s.ExportTimeout, true)},

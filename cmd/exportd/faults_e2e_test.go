@@ -496,7 +496,9 @@ func (s *service) rawDownload(t *testing.T, tok, id string, n int) net.Conn {
 // requests nor leak goroutines or file handles once gone.
 func TestFaultSlowAndVanishingDownloads(t *testing.T) {
 	ent := generate(t, testDSN, 60_000, 45) // ≈ 23 MiB of CSV: far more than socket buffers hold
-	s := startServe(t)
+	// One caller runs 18 downloads at once here: above the default cap of 4
+	// (TestDownloadsPerCallerCap covers the cap).
+	s := startServe(t, "EXPORTD_MAX_DOWNLOADS_PER_CALLER=32")
 	tok := s.token(t, ent, capCreate, capRead)
 	code, _, body := s.do(t, "POST", "/operations-activity-exports", tok, createBody(ent, genFrom, genTo, "none"), "Prefer", "wait=60")
 	x := decodeResource(t, body)

@@ -152,7 +152,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
 	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Scopes: engine.NewScopes(conn), Keys: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		PageSecret: pageSecret[:]})
+		PageSecret: pageSecret[:], MaxDownloadsPerCaller: s.MaxDownloadsPerCaller, MaxDownloads: s.MaxDownloads})
 	if err != nil {
 		return err
 	}
