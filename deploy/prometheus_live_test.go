@@ -96,7 +96,7 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 
 	// Two replicas of one deployment (same ClickHouse, PostgreSQL, store).
 	type replica struct{ base, admin, target string }
-	serve := func(name string, extra ...string) replica {
+	newReplica := func() replica {
 		t.Helper()
 		httpPort, err := chlocal.FreePort()
 		if err != nil {
@@ -108,8 +108,15 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 		}
 		r := replica{base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), target: fmt.Sprintf("127.0.0.1:%d", adminPort)}
 		r.admin = "http://" + r.target
+		return r
+	}
+	a, b := newReplica(), newReplica()
+	prom := startPrometheus(t, dir, a.target, b.target) // up while the replicas start
+	serve := func(r replica, name string, extra ...string) (ready func()) {
+		t.Helper()
+		httpAddr := strings.TrimPrefix(r.base, "http://")
 		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(append(env, fmt.Sprintf("EXPORTD_HTTP_ADDR=127.0.0.1:%d", httpPort),
+		cmd.Env = append(append(env, "EXPORTD_HTTP_ADDR="+httpAddr,
 			"EXPORTD_ADMIN_ADDR="+r.target, "EXPORTD_REPLICA_ID="+name,
 			"EXPORTD_STORAGE_URL=file://"+filepath.Join(dir, "exports")), extra...)
 		logs := &lockedBuffer{}
@@ -127,12 +134,12 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 				t.Logf("%s logs:\n%s", name, logs.String())
 			}
 		})
-		waitReady(t, r.base+"/readyz", done)
-		return r
+		return func() { waitReady(t, r.base+"/readyz", done) }
 	}
-	a := serve("replica-a", "EXPORTD_MAX_EXPORTS=1")
-	b := serve("replica-b", "EXPORTD_EXPORT_TIMEOUT=1ms")
-	prom := startPrometheus(t, dir, a.target, b.target)
+	readyA := serve(a, "replica-a", "EXPORTD_MAX_EXPORTS=1")
+	readyB := serve(b, "replica-b", "EXPORTD_EXPORT_TIMEOUT=1ms")
+	readyA()
+	readyB()
 	prom.waitUp(t, 2)
 	t.Logf("prometheus scraping both replicas after %v", time.Since(start).Round(time.Millisecond))
 
@@ -297,7 +304,8 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 	for k, v := range grafanaBuiltins {
 		subst[k] = v
 	}
-	var withData, empty int
+	var withData int
+	var empty []string
 	check := func(where, expr string, allowEmpty map[string]bool) {
 		t.Helper()
 		res := prom.query(t, expr)
@@ -320,9 +328,9 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 		case len(res.Result) > 0:
 			withData++
 		case len(noSeries) > 0:
-			empty++
+			empty = append(empty, where+" (no series: "+strings.Join(noSeries, ", ")+")")
 		case allowEmpty[""]: // an alert's condition may well be false
-			empty++
+			empty = append(empty, where+" (condition false)")
 		default:
 			t.Errorf("%s: no data although every selector has series\n  %s", where, expr)
 		}
@@ -334,8 +342,15 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 				allow[sel] = true
 			}
 			check("alert "+r.Alert, r.Expr, allow)
+			// The operands of its condition must have data whenever their
+			// selectors do. A subquery's step is shortened to the scrape
+			// interval: at 1m steps a young Prometheus has no point yet.
+			strict := map[string]bool{}
+			for sel := range allow {
+				strict[sel] = sel != ""
+			}
 			for _, part := range alertOperands(r.Expr) {
-				check("alert "+r.Alert+" operand", part, allow)
+				check("alert "+r.Alert+" operand", subqueryStep.ReplaceAllString(part, "[$1:1s]"), strict)
 			}
 		}
 	}
@@ -361,8 +376,9 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 			t.Errorf("variable %s = label_values(%s, %s): %v, want %v", v.name, match, v.label, values, wantValues)
 		}
 	}
-	t.Logf("%d alerts, %d panel targets: %d expressions with data, %d empty (condition false or not driven); %v in all",
-		len(loaded), len(panels), withData, empty, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d alerts, %d panel targets: %d expressions with data, %d empty:\n  %s", len(loaded), len(panels),
+		withData, len(empty), strings.Join(empty, "\n  "))
+	t.Logf("%v in all", time.Since(start).Round(time.Millisecond))
 }
 
 // alertOperands splits an alert expression at its top-level comparison,
@@ -370,7 +386,7 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 // a condition that is false still show they return data.
 func alertOperands(expr string) []string {
 	var parts []string
-	depth, last := 0, 0
+	depth, last, split := 0, 0, false
 	flush := func(end int) {
 		if p := strings.TrimSpace(expr[last:end]); p != "" {
 			if !promNumberOnly.MatchString(p) {
@@ -393,13 +409,14 @@ func alertOperands(expr string) []string {
 		case depth == 0:
 			if m := promTopOp.FindString(expr[i:]); m != "" && (i == 0 || !isIdent(expr[i-1])) {
 				flush(i)
+				split = true
 				i += len(m) - 1
 				last = i + 1
 			}
 		}
 	}
 	flush(len(expr))
-	if len(parts) < 2 {
+	if !split {
 		return nil
 	}
 	return parts
@@ -408,6 +425,7 @@ func alertOperands(expr string) []string {
 var (
 	promTopOp      = regexp.MustCompile(`^(?:>=|<=|==|!=|>|<|and\b|unless\b|or\b)`)
 	promNumberOnly = regexp.MustCompile(`^[0-9.e+-]+$`)
+	subqueryStep   = regexp.MustCompile(`\[(\w+):\w+\]`)
 	grafanaVar     = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)`)
 )
 
@@ -556,7 +574,10 @@ func scrapeCounter(t *testing.T, url, name, label string) map[string]float64 {
 }
 
 // prometheusServer is a private Prometheus: temp data dir, loopback port.
-type prometheusServer struct{ base string }
+type prometheusServer struct {
+	base   string
+	exited <-chan struct{}
+}
 
 func startPrometheus(t *testing.T, dir string, targets ...string) *prometheusServer {
 	t.Helper()
@@ -614,13 +635,14 @@ scrape_configs:
 			t.Logf("prometheus logs:\n%s", logs.String())
 		}
 	})
-	waitReady(t, p.base+"/-/ready", done)
+	p.exited = done
 	return p
 }
 
 // waitUp waits until Prometheus has scraped n exportd targets successfully.
 func (p *prometheusServer) waitUp(t *testing.T, n int) {
 	t.Helper()
+	waitReady(t, p.base+"/-/ready", p.exited)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if len(p.query(t, `up{job="exportd"} == 1`).Result) == n {
@@ -751,4 +773,35 @@ func (p *prometheusServer) alertRules(t *testing.T) map[string]ruleHealth {
 		}
 	}
 	return out
+}
+
+func TestAlertOperandsAndGrafanaSubstitution(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want []string
+	}{
+		{"up{job=\"exportd\"} == 0", []string{"up{job=\"exportd\"}"}},
+		{"(\n  sum(rate(a{s=\"x>y\"}[15m])) / sum(rate(a[15m]))\n) > 0.05\nand sum(increase(a[15m])) >= 10",
+			[]string{"(\n  sum(rate(a{s=\"x>y\"}[15m])) / sum(rate(a[15m]))\n)", "sum(increase(a[15m]))"}},
+		{"sum by (instance) (rate(m{code=\"503\"}[5m])) > 0\nunless sum by (instance) (rate(m{code=\"200\"}[5m])) > 0",
+			[]string{"sum by (instance) (rate(m{code=\"503\"}[5m]))", "sum by (instance) (rate(m{code=\"200\"}[5m]))"}},
+		{"sum(x) >= sum(y)", []string{"sum(x)", "sum(y)"}},
+		{"min_over_time(sum(q)[10m:1m]) > 0", []string{"min_over_time(sum(q)[10m:1m])"}},
+		{"sum(rate(m[5m]))", nil},
+	} {
+		if got := alertOperands(tc.expr); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+			t.Errorf("alertOperands(%q) = %q, want %q", tc.expr, got, tc.want)
+		}
+	}
+	vals := map[string]string{"job": "exportd", "__rate_interval": "1m"}
+	if got, err := substituteGrafana(`rate(m{job=~"$job"}[$__rate_interval]) + n{job=~"${job}"}`, vals); err != nil ||
+		got != `rate(m{job=~"exportd"}[1m]) + n{job=~"exportd"}` {
+		t.Errorf("substituteGrafana: %q, %v", got, err)
+	}
+	if _, err := substituteGrafana(`m{replica=~"$replica"}`, vals); err == nil {
+		t.Error("substituteGrafana: an unknown variable is not an error")
+	}
+	if got := selectors(`sum(rate(m{a="1"}[5m])) / sum(rate(m[5m])) + up`); fmt.Sprint(got) != `[m{a="1"} m up]` {
+		t.Errorf("selectors: %q", got)
+	}
 }
