@@ -226,12 +226,12 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 	// Everything admitted on a ends (the burst's creates run in turn).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, v := api("GET", a.base+"/operations-activity-exports?limit=100", "", "")
-		busy := 0
-		items, _ := v["items"].([]any)
-		if items == nil {
-			items, _ = v["data"].([]any)
+		code, v := api("GET", a.base+"/operations-activity-exports?limit=100", "", "")
+		items, ok := v["items"].([]any)
+		if code != 200 || !ok || len(items) < 2 {
+			t.Fatalf("list on a: %d %v, want the ready and the long export at least", code, v)
 		}
+		busy := 0
 		for _, it := range items {
 			if m, _ := it.(map[string]any); m["status"] == "pending" || m["status"] == "running" {
 				busy++
