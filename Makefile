@@ -16,6 +16,7 @@ run:
 test:
 	deploy/scripts/ensure-clickhouse.sh
 	deploy/scripts/ensure-postgres.sh
+	deploy/scripts/ensure-prometheus.sh
 	deploy/scripts/ensure-s3.sh
 	$(GO) vet $(PKGS)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
