@@ -358,20 +358,7 @@ func parseExposition(t *testing.T, body []byte) (map[string]bool, []family) {
 // /metrics on the admin listener.
 func scrapeWorkingExportd(t *testing.T) (map[string]bool, []family) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	dsn, stop, err := chlocal.ForTests(ctx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	pgDSN, pgStop, err := pglocal.ForTests(pctx)
-	pcancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pgStop)
+	dsn, pgDSN := privateServers(t)
 	dir := t.TempDir()
 	bin := exportdBinary(t)
 	key := filepath.Join(dir, "key.pem")
@@ -523,4 +510,32 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// privateServers starts a private ClickHouse and a private PostgreSQL side
+// by side (stopped at the test's end) and returns their DSNs; it fails,
+// never skips, when one cannot start.
+func privateServers(t *testing.T) (chDSN, pgDSN string) {
+	t.Helper()
+	var (
+		wg             sync.WaitGroup
+		chErr, pgErr   error
+		chStop, pgStop func()
+		ctx, cancel    = context.WithTimeout(context.Background(), 2*time.Minute)
+	)
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); chDSN, chStop, chErr = chlocal.ForTests(ctx) }()
+	go func() { defer wg.Done(); pgDSN, pgStop, pgErr = pglocal.ForTests(ctx) }()
+	wg.Wait()
+	if chStop != nil {
+		t.Cleanup(chStop)
+	}
+	if pgStop != nil {
+		t.Cleanup(pgStop)
+	}
+	if chErr != nil || pgErr != nil {
+		t.Fatalf("clickhouse: %v; postgres: %v", chErr, pgErr)
+	}
+	return chDSN, pgDSN
 }

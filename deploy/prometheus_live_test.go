@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exportd/exportd/engine/pgstore/pglocal"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
@@ -48,28 +46,8 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatal("prometheus not on PATH: run deploy/scripts/ensure-prometheus.sh (Debian package prometheus)")
 	}
-	var (
-		wg             sync.WaitGroup
-		chDSN, pgDSN   string
-		chErr, pgErr   error
-		chStop, pgStop func()
-		ctx, cancel    = context.WithTimeout(context.Background(), 2*time.Minute)
-	)
-	wg.Add(2)
-	go func() { defer wg.Done(); chDSN, chStop, chErr = chlocal.ForTests(ctx) }()
-	go func() { defer wg.Done(); pgDSN, pgStop, pgErr = pglocal.ForTests(ctx) }()
 	bin := exportdBinary(t)
-	wg.Wait()
-	cancel()
-	if chStop != nil {
-		t.Cleanup(chStop)
-	}
-	if pgStop != nil {
-		t.Cleanup(pgStop)
-	}
-	if chErr != nil || pgErr != nil {
-		t.Fatalf("clickhouse: %v; postgres: %v", chErr, pgErr)
-	}
+	chDSN, pgDSN := privateServers(t)
 	dir := t.TempDir()
 	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+chDSN, "EXPORTD_POSTGRES_DSN="+pgDSN,
 		"EXPORTD_SIGNING_KEY="+filepath.Join(dir, "key.pem"))

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exportd/exportd/engine/pgstore/pglocal"
 	"github.com/exportd/exportd/ingest"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
@@ -311,20 +310,7 @@ func TestPrintEnterprisesEarlyClosingReader(t *testing.T) {
 // that every step's timing is off. Each start must print the first demo
 // enterprise and a token that the API accepts.
 func TestRunScriptFirstStartUnderLoad(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	dsn, stop, err := chlocal.ForTests(ctx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	pgDSN, pgStop, err := pglocal.ForTests(pctx)
-	pcancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pgStop)
+	dsn, pgDSN := privateServers(t)
 
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	var spinners sync.WaitGroup
