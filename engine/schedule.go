@@ -227,7 +227,9 @@ func (e *Engine) dispatch(ctx context.Context) {
 				e.sched.hold(j.exp.EnterpriseRef, 1)
 			}
 			err := e.cfg.Records.Start(ctx, j.exp.ID, j.exp.Owner, j.exp.Version, j.exp.EnterpriseRef, e.cfg.MaxPerEnterprise)
-			if errors.Is(err, ErrBusy) || (err != nil && ctx.Err() != nil) {
+			// At its cap (busy), the control plane unreachable, or stopping:
+			// the job waits for a later turn rather than failing.
+			if errors.Is(err, ErrBusy) || errors.Is(err, ErrControlPlaneUnavailable) || (err != nil && ctx.Err() != nil) {
 				if acquired {
 					e.dropSlot(j)
 				}
