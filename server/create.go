@@ -85,6 +85,9 @@ func (s *Server) createOrReplay(p *auth.Principal, req *createRequest, key strin
 		return s.admit(opCtx, p, req, nil)
 	}
 	k := &engine.IdempotencyKey{Caller: p.Subject, Key: key, RequestHash: req.hash()}
+	if e := s.allowRead(p); e != nil { // a replay is a read
+		return nil, e
+	}
 	id, err := s.cfg.Keys.BoundKey(opCtx, k.Caller, k.Key, k.RequestHash)
 	switch {
 	case errors.Is(err, engine.ErrKeyPayloadMismatch):

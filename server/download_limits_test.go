@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/exportd/exportd/engine/activity"
 )
 
@@ -100,5 +102,27 @@ func TestDownloadsPerCallerCap(t *testing.T) {
 			t.Fatalf("the slot never came back: %d", r.status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Reads go through a per-caller limiter too (20x the create rate, 10x its
+// burst by default): a caller past it gets 429 with the wait; another
+// caller is not affected.
+func TestReadRateLimit(t *testing.T) {
+	e := newEnv(t, envOptions{rateLimit: 0.05, rateBurst: 1}) // reads: 1/s, burst 10
+	a := newTenant()
+	tok := e.token(newUser(), capsAll, a.ent)
+	for i := 0; i < 10; i++ {
+		if r := e.do("GET", exportsPath, tok, "", nil); r.status != 200 {
+			t.Fatalf("read %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := e.do("GET", exportsPath+"/"+uuid.NewString(), tok, "", nil)
+	d := wantError(t, r, 429, codeRateLimited, msgRateLimited, "")
+	if ms := num(t, d["retry_after_ms"]); ms <= 0 || ms > 1000 {
+		t.Fatalf("retry_after_ms %d", ms)
+	}
+	if r := e.do("GET", exportsPath, e.token(newUser(), capsAll, a.ent), "", nil); r.status != 200 {
+		t.Fatalf("another caller: %d", r.status)
 	}
 }

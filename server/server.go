@@ -106,6 +106,11 @@ type Config struct {
 	// (defaults 5 and 20). A negative RateLimit disables the limit.
 	RateLimit float64
 	RateBurst int
+	// ReadRateLimit (requests/s) and ReadRateBurst bound each caller's
+	// reads: get, list, download, cancel and idempotent replays (defaults
+	// 20x RateLimit and 10x RateBurst; unlimited when RateLimit is).
+	ReadRateLimit float64
+	ReadRateBurst int
 	// MaxCallers bounds the per-caller rate limit table (default 10000).
 	MaxCallers int
 	// PageSecret keys page tokens (default: random per process; replicas
@@ -149,6 +154,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateBurst == 0 {
 		c.RateBurst = 20
+	}
+	if c.ReadRateLimit == 0 {
+		c.ReadRateLimit = 20 * c.RateLimit // negative (unlimited) stays so
+	}
+	if c.ReadRateBurst == 0 {
+		c.ReadRateBurst = 10 * c.RateBurst
 	}
 	if c.MaxCallers <= 0 {
 		c.MaxCallers = defaultMaxCallers
@@ -215,6 +226,7 @@ type Server struct {
 	log       *zap.Logger
 	srv       *fasthttp.Server
 	limiter   *callerLimiter
+	reads     *callerLimiter
 	downloads *downloadSlots
 	secret    []byte
 
@@ -241,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 	waits, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
 		limiter:   newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers),
+		reads:     newCallerLimiter(cfg.ReadRateLimit, cfg.ReadRateBurst, cfg.MaxCallers),
 		downloads: &downloadSlots{perCaller: cfg.MaxDownloadsPerCaller, total: cfg.MaxDownloads, byCaller: map[string]int{}}}
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,
@@ -549,6 +562,19 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, rq *request, capability 
 		return nil, missingCapability()
 	}
 	return p, nil
+}
+
+// allowRead takes a read token of p's (429 rate_limited with the wait
+// when none is left): one caller cannot saturate the control plane or
+// storage with reads either.
+func (s *Server) allowRead(p *auth.Principal) *apiError {
+	if d, ok := s.reads.allow(p.Subject, s.cfg.Now()); !ok {
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.RateLimited.Inc()
+		}
+		return rateLimited((d + time.Millisecond - 1).Milliseconds())
+	}
+	return nil
 }
 
 // opContext bounds one dependency call of a request. It derives from
