@@ -363,18 +363,7 @@ func scrapeWorkingExportd(t *testing.T) (map[string]bool, []family) {
 	bin := exportdBinary(t)
 	key := filepath.Join(dir, "key.pem")
 	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+dsn, "EXPORTD_POSTGRES_DSN="+pgDSN, "EXPORTD_SIGNING_KEY="+key)
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("exportd %v: %v\n%s", args, err, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := exportdRunner(t, bin, env)
 	run("migrate")
 	// 300k rows: a whole-range gzip export of them runs for a second or
 	// more, long enough to hold the only admission slot while creates pile up.
@@ -538,4 +527,21 @@ func privateServers(t *testing.T) (chDSN, pgDSN string) {
 		t.Fatalf("clickhouse: %v; postgres: %v", chErr, pgErr)
 	}
 	return chDSN, pgDSN
+}
+
+// exportdRunner returns a function that runs the exportd binary with env
+// and returns its trimmed stdout, failing the test (with stderr) on error.
+func exportdRunner(t *testing.T, bin string, env []string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("exportd %v: %v\n%s", args, err, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
 }

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,18 +50,7 @@ func TestPrometheusScrapesExportd(t *testing.T) {
 	dir := t.TempDir()
 	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+chDSN, "EXPORTD_POSTGRES_DSN="+pgDSN,
 		"EXPORTD_SIGNING_KEY="+filepath.Join(dir, "key.pem"))
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("exportd %v: %v\n%s", args, err, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := exportdRunner(t, bin, env)
 	run("migrate")
 	// 300k rows: a whole-range gzip export of them holds replica a's only
 	// slot for a second or more while creates pile up and are shed.

@@ -42,7 +42,6 @@ var (
 	ErrNotFound       = errors.New("export not found")
 	ErrNotCancellable = errors.New("export not cancellable")
 	ErrShuttingDown   = errors.New("shutting down")
-	ErrAmbiguousScope = errors.New("scope belongs to more than one enterprise")
 )
 
 // Terminal reports whether status is final for the job (expired follows ready).

@@ -46,32 +46,6 @@ func (r *Scopes) ScopeParents(ctx context.Context, kind, ref string) ([][2]strin
 // Ping checks that ClickHouse answers.
 func (r *Scopes) Ping(ctx context.Context) error { return r.conn.Ping(ctx) }
 
-// ResolveScope returns the enterprise (and, for accounts, the client) that a
-// scope belongs to. An enterprise resolves to itself. A client or account
-// without any activity resolves to "" (its export is empty); one seen under
-// two enterprises is ErrAmbiguousScope, never guessed.
-func (r *Scopes) ResolveScope(ctx context.Context, kind, ref string) (enterprise, client string, err error) {
-	if kind == KindEnterprise {
-		return ref, "", nil
-	}
-	parents, err := r.ScopeParents(ctx, kind, ref)
-	if err != nil {
-		return "", "", err
-	}
-	if len(parents) == 0 {
-		return "", "", nil
-	}
-	for _, p := range parents[1:] {
-		if p[0] != parents[0][0] || (kind == KindClientAccount && p[1] != parents[0][1]) {
-			return "", "", ErrAmbiguousScope
-		}
-	}
-	if kind == KindClientAccount {
-		return parents[0][0], parents[0][1], nil
-	}
-	return parents[0][0], "", nil
-}
-
 // ScopeKind returns the kind named by a ref's prefix, or "" (the ref must
 // be a prefix and a canonical UUID).
 func ScopeKind(ref string) string {

@@ -15,9 +15,6 @@ import (
 	"github.com/exportd/exportd/server/auth"
 )
 
-// idempotencyWindow is how long an Idempotency-Key binds (SPEC §1: 24h).
-const idempotencyWindow = 24 * time.Hour
-
 // create handles POST /operations-activity-exports. Checks run in this
 // order, each failing with its status and nothing after it running:
 //

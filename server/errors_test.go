@@ -400,7 +400,7 @@ func TestIdempotency(t *testing.T) {
 		}
 	}
 	// After the window the key is free again.
-	ageKeys(t, user, idempotencyWindow+time.Minute)
+	ageKeys(t, user, pgstore.KeyWindow+time.Minute)
 	if e.create(tok, body, key)["id"] == id {
 		t.Fatal("key replayed after 24h")
 	}
