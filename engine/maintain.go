@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/exportd/exportd/engine/activity"
+	"github.com/exportd/exportd/engine/storage"
 )
 
 // batch bounds every background pass over records: memory and the length
@@ -238,10 +238,10 @@ func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 		ids := make([]string, 0, len(names))
 		byID := make(map[string]string, len(names))
 		for _, name := range names {
-			id, _, _ := strings.Cut(name, ".")
-			if !activity.ValidUUID(id) {
+			if !storage.ExportObjectName(name) {
 				continue // not an export's artefact: not ours to remove
 			}
+			id, _, _ := strings.Cut(name, ".")
 			ids = append(ids, id)
 			byID[id] = name
 		}
