@@ -37,6 +37,9 @@ type Query struct {
 	Families      []string
 	Statuses      []string
 	Currencies    []string
+	// Priority, when positive, is the window queries' ClickHouse priority
+	// (1 the highest): a query yields while one of a higher priority runs.
+	Priority int
 }
 
 // ErrUnavailable wraps failures to reach ClickHouse at all (chconn's).
@@ -165,7 +168,7 @@ func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*a
 	results := b.ResultsFor(q.Columns)
 	var fnErr error
 	for _, w := range plan.windows {
-		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true), results, func(int) error {
+		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true)+priority(q), results, func(int) error {
 			st.Rows += int64(b.Rows())
 			if err := fn(b); err != nil {
 				fnErr = err
@@ -244,6 +247,15 @@ func (s *ClickHouse) settings(more bool) string {
 		sep = ", "
 	}
 	return sep + "max_execution_time = " + strconv.FormatInt(sec, 10)
+}
+
+// priority renders q's ClickHouse priority setting (after a SETTINGS
+// clause), or nothing.
+func priority(q Query) string {
+	if q.Priority <= 0 {
+		return ""
+	}
+	return ", priority = " + strconv.Itoa(q.Priority)
 }
 
 // where renders the filter; refs are validated by the caller and quoted
