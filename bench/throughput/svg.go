@@ -218,7 +218,6 @@ func chart(r *report) []byte {
 		labelW = 300 // contender names and their targets
 		gap    = 22
 		rowH   = 38
-		top    = 150 // first row's top edge
 	)
 	panelW := 280
 	if len(m.Panels) < 3 {
@@ -229,7 +228,6 @@ func chart(r *report) []byte {
 	const minWidth = 1040
 	panelW = max(panelW, (minWidth-2*margin-labelW-(np-1)*gap)/np)
 	width := margin + labelW + np*panelW + (np-1)*gap + margin
-	plotBottom := top + len(m.Rows)*rowH
 	chars := (width - 2*margin) * 10 / 57 // characters of 11 px text per line
 
 	var b strings.Builder
@@ -258,11 +256,15 @@ func chart(r *report) []byte {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" fill="%s">%s</text>`+"\n", margin, y, colMuted, esc(line))
 		y += 16
 	}
+	top := y + 66 // the first row's top edge, below the panel headers
+	plotBottom := top + len(m.Rows)*rowH
 	if len(m.Rows) == 0 || len(m.Panels) == 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%d">no data</text>`+"\n", margin, top)
 		b.WriteString("</svg>\n")
 		return []byte(strings.ReplaceAll(b.String(), "HEIGHT", strconv.Itoa(top+40)))
 	}
+
+	legend(&b, margin, top)
 
 	// Row labels, group separators and the row lines across the panels.
 	for i, row := range m.Rows {
@@ -386,8 +388,13 @@ func chart(r *report) []byte {
 			}
 			fmt.Fprintf(&b, `<circle class="dot" data-key="%s" data-rows="%d" cx="%.1f" cy="%.1f" r="5" fill="%s" stroke="white" stroke-width="1"/>`,
 				esc(row.Key), p.N, xr(pt.Median), cy, col)
+			// The label centred on the dot, kept inside the panel (about
+			// 6.3 px a character at this size).
+			label := pointLabel(pt)
+			half := float64(len([]rune(label))) * 6.3 / 2
+			lx := math.Min(math.Max(xr(pt.Median), x0+half+2), x0+float64(panelW)-half-2)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10.5" font-weight="bold" text-anchor="middle" fill="%s">%s</text>`,
-				xr(pt.Median), cy-9, col, esc(pointLabel(pt)))
+				lx, cy-9, col, esc(label))
 			if pt.Wide {
 				fx := xr(pt.Max) + 9
 				fmt.Fprintf(&b, `<polygon class="flag-spread" points="%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="%s"/>`+
@@ -448,6 +455,35 @@ func chart(r *report) []byte {
 }
 
 type note struct{ class, fill, text string }
+
+// legend draws the key to the marks above the row labels (x, top: the
+// left edge and the plot's top).
+func legend(b *strings.Builder, x, top int) {
+	b.WriteString(`<g class="legend" font-size="10.5" fill="#333">` + "\n")
+	y := float64(top - 60)
+	fx := float64(x)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5"/>`, fx, y, fx+34, y, colCH)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5"/>`, fx, y-4, fx, y+4, colCH)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5"/>`, fx+34, y-4, fx+34, y+4, colCH)
+	fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s" stroke="white"/>`, fx+14, y, colCH)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">median; fastest–slowest run</text>`+"\n", fx+42, y+4)
+	y += 14
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"/>`, fx+4, y-7, fx+4, y+7, colTarget)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">target (× Native)</text>`, fx+12, y+4)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5" stroke-dasharray="3 2"/>`, fx+124, y-7, fx+124, y+7, colTarget)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">target × another row</text>`+"\n", fx+132, y+4)
+	y += 14
+	fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s"/>`, fx+4, y, colPass)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">meets its targets</text>`, fx+12, y+4)
+	fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s"/>`, fx+124, y, colFail)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">misses one</text>`+"\n", fx+132, y+4)
+	y += 14
+	fmt.Fprintf(b, `<polygon points="%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="%s"/>`, fx+4, y-6, fx+10, y+5, fx-2, y+5, colFlag)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">runs &gt; %.1f× apart</text>`, fx+14, y+4, wideSpread)
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#777" stroke-width="1.5" stroke-dasharray="1 3"/>`, fx+124, y-7, fx+124, y+7)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f">FORMAT Null floor</text>`+"\n", fx+132, y+4)
+	b.WriteString("</g>\n")
+}
 
 // rowNote is the small line under a row's name: its targets, or its role.
 func rowNote(row chartRow) string {
