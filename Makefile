@@ -60,6 +60,13 @@ bench-quick: build
 	deploy/scripts/ensure-clickhouse.sh
 	$(GO) run ./bench/throughput -sizes 1e5,1e6 -runs 1 -out bench/results/quick
 
+## bench-replot: redraw every committed bench/results/**/throughput.svg from its throughput.json (measures nothing)
+.PHONY: bench-replot
+bench-replot:
+	@set -e; for f in bench/results/throughput.json bench/results/*/throughput.json; do \
+	  if [ -f "$$f" ]; then $(GO) run ./bench/throughput -replot "$$f" -out "$$(dirname "$$f")"; fi; \
+	done
+
 ## bench-overload: 1x-10x of the measured capacity against admission control; bench/results/overload.{json,svg}
 bench-overload: build
 	deploy/scripts/ensure-clickhouse.sh
