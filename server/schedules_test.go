@@ -10,6 +10,7 @@ import (
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/schedules"
+	"github.com/exportd/exportd/engine/source"
 )
 
 // newScheduleEnv is a server env with the schedule routes on the test
@@ -312,5 +313,132 @@ func waitReady(t *testing.T, e *env, tok, id string) map[string]any {
 			t.Fatalf("export %s still %v", id, m["status"])
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestScheduleSweepAfterCrashAndUnderLimits drives the sweep on a real
+// engine whose enterprise exports block: a replica that died after
+// claiming the periods, and one that died after creating an export but
+// before recording the run, leave work the next sweep completes with no
+// second export; and a backfill of 10 periods is submitted in turn,
+// never beyond the enterprise's limits (2 running + 3 pending here): the
+// rest waits for later sweeps, which make exactly the remaining ones.
+func TestScheduleSweepAfterCrashAndUnderLimits(t *testing.T) {
+	br := &blockingReader{Reader: source.New(chCfg, source.Options{})}
+	e := newEnv(t, envOptions{reader: br, tuneSrv: func(c *Config) { c.Schedules = pg.Store },
+		tune: func(c *engine.Config) { c.MaxPendingPerEnterprise = 3 }})
+	tn := newTenant()
+	br.blockEnterprise(tn.ent)
+	tok := e.token(newUser(), capsAll, tn.ent+":subtree")
+	r := e.do("POST", schedulesPath, tok, scheduleBody("day", "UTC", "2026-03-01T00:00:00Z", 0, exportTemplateJSON("enterprise", tn.ent)), nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC) // March 1-10 due
+	sc, err := pg.Store.GetSchedule(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := sc.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dead replica claimed all ten and created March 1's export.
+	if n, err := pg.Store.Claim(ctx, id, plan.Due(now), plan.NextRun(now)); err != nil || n != 10 {
+		t.Fatalf("claim: %d %v", n, err)
+	}
+	runs, err := pg.Store.OpenRuns(ctx, 20, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first *schedules.Run
+	for _, run := range runs {
+		if run.Schedule.ID == id && (first == nil || run.Period.Start.Before(first.Period.Start)) {
+			first = run
+		}
+	}
+	if _, created, err := e.eng.SubmitWith(ctx, first.Schedule.ExportOf(first.ExportID, first.Period), first.Key(), nil); err != nil || !created {
+		t.Fatalf("dead replica's submit: %v %v", created, err)
+	}
+	run, err := schedules.NewRunner(schedules.RunnerConfig{Store: pg.Store, Engine: e.eng, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (exports, live int) {
+		t.Helper()
+		if err := pg.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status IN ('pending', 'running'))
+			FROM operations_activity_exports WHERE enterprise_ref = $1`, tn.ent).Scan(&exports, &live); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	// March 1 is found made (not created again); the enterprise then holds
+	// 2 running + 3 pending at most (the blocked exports never end).
+	waitRunning := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var running int
+			_ = pg.Pool.QueryRow(ctx, `SELECT count(*) FROM operations_activity_exports WHERE enterprise_ref = $1 AND status = 'running'`, tn.ent).Scan(&running)
+			if running == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d running, want %d", running, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitRunning(1)
+	st, err := run.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(2)
+	exports, live := count()
+	t.Logf("first sweep %+v: %d exports, %d live", st, exports, live)
+	if st.Submitted < 1 || exports > 5 || live != exports || st.Created+1 != exports || st.Deferred == 0 {
+		t.Fatalf("first sweep %+v: %d exports (%d live), want at most 2 running + 3 pending and the rest deferred", st, exports, live)
+	}
+	// Free the enterprise (cancel what it holds) and sweep until done.
+	made := exports
+	for round := 0; made < 10; round++ {
+		if round > 10 {
+			t.Fatalf("backfill stuck at %d exports", made)
+		}
+		rows, err := pg.Pool.Query(ctx, `SELECT id::text FROM operations_activity_exports WHERE enterprise_ref = $1 AND status IN ('pending', 'running')`, tn.ent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var live []string
+		for rows.Next() {
+			var id string
+			_ = rows.Scan(&id)
+			live = append(live, id)
+		}
+		rows.Close()
+		for _, x := range live {
+			if _, err := e.eng.Cancel(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := run.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		made += st.Created
+		if n, _ := count(); n != made || n > 10 {
+			t.Fatalf("after sweep %+v: %d exports, counted %d made", st, n, made)
+		}
+	}
+	var dup int
+	if err := pg.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT date_from_utc FROM operations_activity_exports
+		WHERE enterprise_ref = $1 GROUP BY date_from_utc HAVING count(*) > 1) d`, tn.ent).Scan(&dup); err != nil || dup != 0 {
+		t.Fatalf("%d periods with more than one export (%v)", dup, err)
+	}
+	if st, err := run.Sweep(ctx); err != nil || st.Created != 0 || st.Submitted != 0 {
+		t.Fatalf("sweep after the backfill: %+v %v", st, err)
 	}
 }
