@@ -361,7 +361,13 @@ func (s *Server) deleteSchedule(ctx *fasthttp.RequestCtx, rq *request, id string
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
-// pageArgs reads page_size and page_token as the exports list does.
+// pageArgs reads the page arguments of a list: page_size is 1-100
+// (default 20; anything else, or given twice, is 400 invalid_field_value);
+// page_token is opaque, bound to the caller, and any token not issued by
+// this service to this caller is 400 invalid_page_token (an empty one means
+// the first page). The exports, schedules and schedule exports lists share
+// it (and the token format: a token carries a (time, id) cursor only, so
+// one list's token given to another just positions that list).
 func (s *Server) pageArgs(ctx *fasthttp.RequestCtx, p *auth.Principal) (int, *engine.Cursor, *apiError) {
 	args := ctx.QueryArgs()
 	size := defaultPageSize
