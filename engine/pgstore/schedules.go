@@ -272,3 +272,13 @@ func (st *Store) MarkSubmitted(ctx context.Context, scheduleID string, periodSta
 	}
 	return nil
 }
+
+// Now returns the database's clock: the schedule sweep judges which periods
+// have ended by it, like every other time the control plane judges.
+func (st *Store) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := st.pool.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return time.Time{}, fail(err, "read the database clock")
+	}
+	return now.UTC(), nil
+}

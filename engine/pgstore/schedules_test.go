@@ -289,3 +289,67 @@ func TestScheduleClaimSkipsClaimedAndDeleted(t *testing.T) {
 		t.Fatalf("claim of a deleted schedule: %v", err)
 	}
 }
+
+// TestScheduleRunnerLoop runs the sweep goroutine on the database clock:
+// it sweeps at Start (three whole UTC days since starts_at are due), on
+// Poke (a schedule created later), never after Stop, and Start/Stop are
+// idempotent.
+func TestScheduleRunnerLoop(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	dbNow, err := s.Now(ctx)
+	if err != nil || time.Since(dbNow).Abs() > time.Minute {
+		t.Fatalf("database clock %v (%v)", dbNow, err)
+	}
+	today := dbNow.Truncate(24 * time.Hour)
+	made := func(id string) int {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM operations_activity_export_schedule_runs r
+			JOIN operations_activity_exports x ON x.id = r.export_id WHERE r.schedule_id = $1 AND r.submitted_at IS NOT NULL`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	wait := func(id string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for made(id) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("schedule %s: %d exports, want %d", id, made(id), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	a := newSchedule("enterprises/"+uuid.NewString(), schedules.Day, today.AddDate(0, 0, -3))
+	a.DelayMinutes = 0
+	if err := s.CreateSchedule(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	run, err := schedules.NewRunner(schedules.RunnerConfig{Store: s, Engine: &recordSubmitter{s: s}, Clock: s.Now, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Start()
+	run.Start()
+	wait(a.ID, 3)
+	b := newSchedule("enterprises/"+uuid.NewString(), schedules.Day, today.AddDate(0, 0, -2))
+	b.DelayMinutes = 0
+	if err := s.CreateSchedule(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	run.Poke()
+	wait(b.ID, 2)
+	run.Stop()
+	run.Stop()
+	c := newSchedule("enterprises/"+uuid.NewString(), schedules.Day, today.AddDate(0, 0, -2))
+	c.DelayMinutes = 0
+	if err := s.CreateSchedule(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	run.Poke()
+	run.Start() // after Stop: stays stopped
+	time.Sleep(200 * time.Millisecond)
+	if n := made(c.ID); n != 0 {
+		t.Fatalf("a stopped runner made %d exports", n)
+	}
+}

@@ -26,9 +26,13 @@ type Submitter interface {
 type RunnerConfig struct {
 	Store  Store
 	Engine Submitter
-	// Now is the clock that decides which periods are due (default
-	// time.Now); tests drive period boundaries with it.
+	// Now is the clock that decides which periods are due; tests drive
+	// period boundaries with it. Default: Clock.
 	Now func() time.Time
+	// Clock, used when Now is nil, reads the control plane's clock
+	// (pgstore.Store.Now), so that a replica whose clock runs ahead never
+	// exports a period before it has ended; nil: time.Now.
+	Clock func(ctx context.Context) (time.Time, error)
 	// Interval is the time between sweeps (default 15s). A sweep also runs
 	// at Start (downtime is caught up at once) and on Poke.
 	Interval time.Duration
@@ -43,7 +47,7 @@ type RunnerConfig struct {
 }
 
 func (c *RunnerConfig) setDefaults() {
-	if c.Now == nil {
+	if c.Now == nil && c.Clock == nil {
 		c.Now = time.Now
 	}
 	if c.Interval <= 0 {
@@ -167,7 +171,15 @@ type SweepStats struct {
 // once. It is safe to run on several replicas at once.
 func (r *Runner) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
-	now := r.cfg.Now()
+	var now time.Time
+	if r.cfg.Now != nil {
+		now = r.cfg.Now()
+	} else {
+		var err error
+		if now, err = r.cfg.Clock(ctx); err != nil {
+			return st, err
+		}
+	}
 	after := ""
 	for {
 		due, err := r.cfg.Store.DueSchedules(ctx, now, after, 200)

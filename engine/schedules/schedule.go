@@ -46,7 +46,7 @@ func (s *Schedule) Plan() (Plan, error) {
 	return NewPlan(s.Every, loc, s.StartsAt, s.DelayMinutes)
 }
 
-// Export returns the export of period q: the template with the period's
+// ExportOf returns the export of period q: the template with the period's
 // dates, made by the schedule's creator under the scope resolved at
 // creation. id is the run's export id.
 func (s *Schedule) ExportOf(id string, q Period) *engine.Export {
