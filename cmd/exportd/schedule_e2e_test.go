@@ -196,3 +196,85 @@ func TestE2EScheduleBackfillAcrossReplicas(t *testing.T) {
 		t.Errorf("last_export_id %v, want %s (the latest month's)", g["last_export_id"], last)
 	}
 }
+
+// TestE2EScheduleReplicaKilledMidBackfill: the replica that took a
+// schedule's create is SIGKILLed as soon as it has claimed the backfill's
+// periods (some submitted, most not): the surviving replica's sweeps make
+// every remaining period's export, and every period still has exactly one
+// export in PostgreSQL (never a second one for a period the dead replica
+// had already submitted).
+func TestE2EScheduleReplicaKilledMidBackfill(t *testing.T) {
+	mustExportd(t, nil, "migrate")
+	gen := []string{"--generate", "5000", "--enterprises", "1", "--seed", "917", "--from", "2026-07-01T00:00:00Z", "--to", "2026-12-01T00:00:00Z"}
+	mustExportd(t, nil, append([]string{"ingest", "--once"}, gen...)...)
+	ent := strings.TrimSpace(mustExportd(t, nil, append([]string{"ingest", "--print-enterprises"}, gen...)...).stdout)
+	days := endedPeriods(time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }, 0)
+	replicas, _ := startReplicas(t, 2, "EXPORTD_SCHEDULE_SWEEP_INTERVAL=1s")
+	a := replicas[0]
+	tok := a.token(t, ent+":subtree", "operations_reports.create", "operations_reports.read")
+	code, _, body := a.do(t, "POST", "/operations-activity-export-schedules", tok, `{"every":"day","starts_at_utc":"2026-08-01T00:00:00Z","delay_minutes":0,`+
+		`"export":{"format":"csv","requested_scope":{"kind":"enterprise","ref":"`+ent+`"}}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create schedule: %d %s", code, body)
+	}
+	var sched struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &sched); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	counts := func() (runs, open, exports, dupes int) {
+		t.Helper()
+		if err := testPG.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE submitted_at IS NULL)
+			FROM operations_activity_export_schedule_runs WHERE schedule_id = $1`, sched.ID).Scan(&runs, &open); err != nil {
+			t.Fatal(err)
+		}
+		if err := testPG.Pool.QueryRow(ctx, `SELECT count(*), count(*) - count(DISTINCT date_from_utc)
+			FROM operations_activity_exports WHERE enterprise_ref = $1`, ent).Scan(&exports, &dupes); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	// Kill a once it has claimed the periods.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if runs, _, _, _ := counts(); runs > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no period claimed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	runs, open, exports, _ := counts()
+	t.Logf("replica a killed with %d runs claimed, %d not yet recorded submitted, %d exports made", runs, open, exports)
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		runs, open, exports, dupes := counts()
+		if dupes != 0 || exports > len(days) {
+			t.Fatalf("%d exports, %d of them a second one for a period", exports, dupes)
+		}
+		if runs == len(days) && open == 0 && exports == len(days) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs (%d open), %d exports, want %d", runs, open, exports, len(days))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // more sweeps of b
+	if _, open, exports, dupes := counts(); open != 0 || exports != len(days) || dupes != 0 {
+		t.Fatalf("after more sweeps: %d open, %d exports (%d duplicates), want %d", open, exports, dupes, len(days))
+	}
+	var byB int
+	if err := testPG.Pool.QueryRow(ctx, `SELECT count(*) FROM operations_activity_exports WHERE enterprise_ref = $1 AND owner = 'replica-b'`, ent).Scan(&byB); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d periods: one export each, %d made by the surviving replica", len(days), byB)
+	if byB == 0 {
+		t.Error("the surviving replica made none: the kill came too late to test anything")
+	}
+}
