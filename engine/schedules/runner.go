@@ -36,7 +36,7 @@ type RunnerConfig struct {
 	// Interval is the time between sweeps (default 15s). A sweep also runs
 	// at Start (downtime is caught up at once) and on Poke.
 	Interval time.Duration
-	// PerSweep bounds the exports one sweep submits (default 100) and
+	// PerSweep bounds the runs one sweep submits (default 100) and
 	// PerSchedule those of one schedule (default 20): a backfill of 366
 	// periods is spread over sweeps, and one schedule's backlog leaves room
 	// for the others'.
@@ -164,11 +164,15 @@ type SweepStats struct {
 	Claimed   int // runs recorded
 	Submitted int // runs whose export now exists (made now, or found made)
 	Created   int // exports this sweep created
-	Deferred  int // runs left for a later sweep (enterprise at a limit)
+	Deferred  int // runs left for a later sweep (enterprise at a limit, or the sweep's budget spent)
+	Failed    int // runs whose submit failed (retried by a later sweep)
 }
 
 // Sweep claims the due periods of every schedule and submits open runs,
-// once. It is safe to run on several replicas at once.
+// once. It is safe to run on several replicas at once. A run whose submit
+// fails is counted in Failed and left for a later sweep (the first such
+// error is returned with the stats); an unreachable control plane or a
+// draining engine ends the sweep at once.
 func (r *Runner) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	var now time.Time
@@ -206,14 +210,17 @@ func (r *Runner) Sweep(ctx context.Context) (SweepStats, error) {
 			break
 		}
 	}
-	runs, err := r.cfg.Store.OpenRuns(ctx, r.cfg.PerSchedule, r.cfg.PerSweep)
+	// More runs are read than may be submitted: runs of enterprises at a
+	// limit are passed over, and the others' runs still fill the sweep.
+	runs, err := r.cfg.Store.OpenRuns(ctx, r.cfg.PerSchedule, 4*r.cfg.PerSweep)
 	if err != nil {
 		return st, err
 	}
+	var firstErr error
 	full := map[string]bool{} // enterprises at a limit: the rest of their runs wait
 	for _, run := range runs {
 		ent := run.Schedule.EnterpriseRef
-		if full[ent] {
+		if full[ent] || st.Submitted+st.Failed >= r.cfg.PerSweep {
 			st.Deferred++
 			continue
 		}
@@ -223,15 +230,24 @@ func (r *Runner) Sweep(ctx context.Context) (SweepStats, error) {
 			full[ent] = true
 			st.Deferred++
 			continue
-		case err != nil:
+		case errors.Is(err, engine.ErrShuttingDown), errors.Is(err, engine.ErrControlPlaneUnavailable), ctx.Err() != nil:
 			return st, err
+		case err != nil:
+			// This run only: the others go on, it is retried next sweep.
+			st.Failed++
+			r.log.Warn("submit scheduled export", zap.String("schedule_id", run.Schedule.ID),
+				zap.String("export_id", run.ExportID), zap.Error(err))
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
 		}
 		st.Submitted++
 		if created {
 			st.Created++
 		}
 	}
-	return st, nil
+	return st, firstErr
 }
 
 // submit makes the run's export (or finds it made) and records the run
