@@ -44,16 +44,24 @@ const (
 	msgScheduleNotFound     = "The schedule was not found."
 	reasonScheduleNotFound  = "schedule_not_found"
 	reasonInvalidScheduleID = "invalid_schedule_id"
-	fieldEvery              = "every"
-	fieldScheduleZone       = "time_zone"
-	fieldStartsAt           = "starts_at_utc"
-	fieldDelay              = "delay_minutes"
-	fieldExport             = "export"
-	routeScheduleCreate     = "schedule_create"
-	routeScheduleGet        = "schedule_get"
-	routeScheduleList       = "schedule_list"
-	routeScheduleDelete     = "schedule_delete"
-	routeScheduleExports    = "schedule_exports"
+)
+
+// Members of a schedule body (details.field).
+const (
+	fieldEvery        = "every"
+	fieldScheduleZone = "time_zone"
+	fieldStartsAt     = "starts_at_utc"
+	fieldDelay        = "delay_minutes"
+	fieldExport       = "export"
+)
+
+// Routes of the schedule API: bounded metric and log labels.
+const (
+	routeScheduleCreate  = "schedule_create"
+	routeScheduleGet     = "schedule_get"
+	routeScheduleList    = "schedule_list"
+	routeScheduleDelete  = "schedule_delete"
+	routeScheduleExports = "schedule_exports"
 )
 
 // ScheduleStore keeps schedules (engine/pgstore). Methods block on the
