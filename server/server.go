@@ -140,6 +140,11 @@ type Config struct {
 	// DownloadStallTimeout is how long a download may make no progress
 	// before the connection is dropped (default 60s).
 	DownloadStallTimeout time.Duration
+	// Schedules, if set, serves the schedule routes (SPEC §9; else 404);
+	// SchedulePoke, if set, is called after a schedule is created (the
+	// sweep runs soon, for a backfill).
+	Schedules    ScheduleStore
+	SchedulePoke func()
 }
 
 func (c *Config) setDefaults() {
@@ -416,6 +421,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 		default:
 			s.fail(ctx, rq, routeNotFound())
 		}
+	case path == schedulesPath || strings.HasPrefix(path, schedulesPath+"/"):
+		s.routeSchedules(ctx, rq, path)
 	default:
 		s.fail(ctx, rq, routeNotFound())
 	}
