@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -440,5 +441,44 @@ func TestScheduleSweepAfterCrashAndUnderLimits(t *testing.T) {
 	}
 	if st, err := run.Sweep(ctx); err != nil || st.Created != 0 || st.Submitted != 0 {
 		t.Fatalf("sweep after the backfill: %+v %v", st, err)
+	}
+}
+
+// A schedule of a client that had no activity when it was made (its
+// creator names the client itself) exports the client's rows once they
+// appear: the runner resolves the scope at each run, not only at creation.
+func TestScheduleOfClientWithoutActivityYet(t *testing.T) {
+	e := newScheduleEnv(t)
+	tn := newTenant()
+	user := newUser()
+	tok := e.token(user, capsAll, tn.client)
+	r := e.do("POST", schedulesPath, tok, scheduleBody("day", "UTC", "2026-09-01T00:00:00Z", 0, exportTemplateJSON("client", tn.client)), nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	// The client's first activity arrives after the schedule was made.
+	day := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	insert(t, []activity.Row{
+		row(t, tn, tn.client, tn.acct, day.UnixMilli()+1000, "7.25", "first"),
+		row(t, tn, tn.client, tn.acct, day.UnixMilli()+2000, "8", "second"),
+	})
+	now := day.Add(24 * time.Hour)
+	run, err := schedules.NewRunner(schedules.RunnerConfig{Store: pg.Store, Engine: e.eng, Scopes: engine.NewScopes(pool),
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := run.Sweep(context.Background()); err != nil || st.Created != 1 {
+		t.Fatalf("sweep: %+v, %v", st, err)
+	}
+	id := r.json(t)["id"].(string)
+	lr := e.do("GET", schedulesPath+"/"+id+"/exports", tok, "", nil).json(t)
+	items := lr["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("%d exports", len(items))
+	}
+	x := waitReady(t, e, tok, items[0].(map[string]any)["id"].(string))
+	if fmt.Sprint(x["row_count"]) != "2" {
+		t.Fatalf("scheduled export of a client whose activity came later: %v rows, want 2", x["row_count"])
 	}
 }

@@ -146,7 +146,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// The schedule sweep (SPEC §9): at start (downtime caught up), every
 	// EXPORTD_SCHEDULE_SWEEP_INTERVAL and after each schedule create.
-	sweeper, err := schedules.NewRunner(schedules.RunnerConfig{Store: records, Engine: eng, Clock: records.Now, Interval: s.ScheduleSweep,
+	sweeper, err := schedules.NewRunner(schedules.RunnerConfig{Store: records, Engine: eng, Scopes: engine.NewScopes(conn), Clock: records.Now, Interval: s.ScheduleSweep,
 		Logger: log.Named("schedules")})
 	if err != nil {
 		return err

@@ -1,8 +1,10 @@
 package schedules
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,10 +24,20 @@ type Submitter interface {
 	Get(ctx context.Context, id string) (*engine.Export, error)
 }
 
+// ScopeParents finds the (enterprise, client) pairs the activity of a
+// client or account scope names (engine.Scopes, on ClickHouse).
+type ScopeParents interface {
+	ScopeParents(ctx context.Context, kind, ref string) ([][2]string, error)
+}
+
 // RunnerConfig configures a Runner. Store and Engine are required.
 type RunnerConfig struct {
 	Store  Store
 	Engine Submitter
+	// Scopes, if set, resolves at each run the scope of a schedule whose
+	// client or account had no activity when it was created (its
+	// EnterpriseRef is empty): see Runner.submit.
+	Scopes ScopeParents
 	// Now is the clock that decides which periods are due; tests drive
 	// period boundaries with it. Default: Clock.
 	Now func() time.Time
@@ -254,6 +266,26 @@ func (r *Runner) Sweep(ctx context.Context) (SweepStats, error) {
 // submitted.
 func (r *Runner) submit(ctx context.Context, run *Run) (created bool, err error) {
 	x := run.Schedule.ExportOf(run.ExportID, run.Period)
+	if x.EnterpriseRef == "" && x.ScopeKind != engine.KindEnterprise && r.cfg.Scopes != nil {
+		// The creator named this client or account itself (the only way a
+		// scope without activity is admitted, server resolve), so it
+		// covers the scope under any enterprise: as create would now, take
+		// the first parent by ref. Until activity appears the export is
+		// empty, like an export of the scope made by hand.
+		parents, err := r.cfg.Scopes.ScopeParents(ctx, x.ScopeKind, x.ScopeRef)
+		if err != nil {
+			return false, err
+		}
+		if len(parents) > 0 {
+			first := slices.MinFunc(parents, func(a, b [2]string) int {
+				return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+			})
+			x.EnterpriseRef = first[0]
+			if x.ScopeKind == engine.KindClientAccount {
+				x.ClientRef = first[1]
+			}
+		}
+	}
 	_, created, err = r.cfg.Engine.SubmitWith(ctx, x, run.Key(), nil)
 	switch {
 	case errors.Is(err, engine.ErrTooManyPending), errors.Is(err, engine.ErrBusy), errors.Is(err, engine.ErrShuttingDown):
