@@ -371,7 +371,7 @@ func TestE2EConsole(t *testing.T) {
 	dl := b.allowDownloads()
 	b.do("load the console", 30*time.Second, chromedp.EmulateViewport(1440, 900),
 		chromedp.Navigate(s.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
-	if got := eval[string](b, `getComputedStyle(document.querySelector('button')).minHeight`); got != "44px" {
+	if got := eval[string](b, `getComputedStyle(document.getElementById('token-use')).minHeight`); got != "44px" {
 		t.Fatalf("the style sheet did not apply (button min-height %q)", got)
 	}
 
@@ -432,6 +432,10 @@ func TestE2EConsole(t *testing.T) {
 	}
 	if eval[string](b, `document.getElementById('time-zone').getAttribute('aria-invalid')`) != "true" {
 		t.Fatal("the refused field is not marked aria-invalid")
+	}
+	b.do("go to the field", 5*time.Second, chromedp.Click(chromedp.CSS("#error-field")))
+	if got := eval[string](b, `document.activeElement.id`); got != "time-zone" {
+		t.Fatalf("'Go to time_zone' focused %q", got)
 	}
 	b.screenshot("console-1440-refused.png", 1440, 900)
 	b.do("restore the zone", 10*time.Second, chromedp.EmulateViewport(1440, 900), fill("#time-zone", "UTC"))

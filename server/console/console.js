@@ -95,6 +95,9 @@
     }
   }
 
+  // errorFieldTarget is the control that the shown refusal's details.field names.
+  let errorFieldTarget = null;
+
   function showError(what, err) {
     const box = $('error');
     const e = err instanceof ApiError ? err : new ApiError(0, { message: String(err && err.message || err) }, '');
@@ -125,10 +128,17 @@
     }
     add('request id', e.requestId);
     const input = FIELD_INPUTS[e.field] && $(FIELD_INPUTS[e.field]);
+    const go = $('error-field');
+    go.hidden = !input;
+    errorFieldTarget = input && (input.id === 'columns' ? $('col-occurred_at_utc') : input);
     if (input) {
       input.setAttribute('aria-invalid', 'true');
+      go.textContent = `Go to ${e.field}`;
     }
     box.hidden = false;
+    // The box is at the top of the page: bring it into view (a person may
+    // have pressed Create at the bottom of a phone's screen). Focus stays.
+    box.scrollIntoView({ block: 'nearest' });
   }
 
   // --- token ----------------------------------------------------------------
@@ -333,8 +343,11 @@
     return `${v.toFixed(1)} ${units[i]}`;
   }
 
-  function utc(ts) {
-    return typeof ts === 'string' ? ts.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
+  // utc shows a timestamp to the second; exact keeps a non-zero fraction
+  // (a range's end is often ...59.999).
+  function utc(ts, exact) {
+    if (typeof ts !== 'string') return '';
+    return ts.replace('T', ' ').replace(exact ? /\.0+Z$/ : /\.\d+Z$/, 'Z');
   }
 
   function cell(label, cls) {
@@ -380,9 +393,10 @@
     tr.dataset.status = x.status;
     const [created, scope, range, format, status, rowCount, size, actions] = tr.children;
     created.textContent = utc(x.generated_at_utc);
-    scope.textContent = x.requested_scope ? `${x.requested_scope.kind} ${x.requested_scope.ref}` : '';
+    scope.textContent = x.requested_scope ? x.requested_scope.ref : '';
+    scope.title = x.requested_scope ? x.requested_scope.kind : '';
     const f = x.filter_criteria || {};
-    range.textContent = `${utc(f.date_from_utc)} → ${utc(f.date_to_utc)}`;
+    range.textContent = `${utc(f.date_from_utc, true)} → ${utc(f.date_to_utc, true)}`;
     format.textContent = x.compression && x.compression !== 'none' ? `${x.format} + ${x.compression}` : x.format;
     const badge = document.createElement('span');
     badge.className = `badge badge-${x.status}`;
@@ -640,6 +654,7 @@
     $('create-form').addEventListener('submit', create);
     $('refresh').addEventListener('click', () => { clearError(); loadFirstPage(); });
     $('more').addEventListener('click', loadMore);
+    $('error-field').addEventListener('click', () => errorFieldTarget && errorFieldTarget.focus());
     document.addEventListener('visibilitychange', schedulePoll);
     showToken();
     renderList();
