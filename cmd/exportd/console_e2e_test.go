@@ -566,6 +566,50 @@ func TestE2EConsole(t *testing.T) {
 		}
 	}
 
+	// Pages: 21 more exports (made through the API, queued one at a time
+	// behind the enterprise's slot) overflow the console's first page of 20;
+	// Load more follows the page token, and the console lists exactly what
+	// the API lists for this token, newest first, each once, until all are
+	// ready by the page's polling.
+	for i := 0; i < 21; i++ {
+		day := time.Date(2026, 4, 1+i, 0, 0, 0, 0, time.UTC)
+		code, _, body := s.do(t, "POST", "/operations-activity-exports", full,
+			createBody(ent, day.Format(time.RFC3339), day.Add(24*time.Hour-time.Millisecond).Format("2006-01-02T15:04:05.000Z"), "none"), "Prefer", "wait=0")
+		if code != 201 {
+			t.Fatalf("create %d: %d %s", i, code, body)
+		}
+		time.Sleep(100 * time.Millisecond) // within the create rate (5/s, burst 20)
+	}
+	var apiIDs []string
+	for tok := ""; ; {
+		code, _, body := s.do(t, "GET", "/operations-activity-exports?page_size=7&page_token="+tok, readOnly, "")
+		var page struct {
+			Items []resource `json:"items"`
+			Next  *string    `json:"next_page_token"`
+		}
+		if err := json.Unmarshal(body, &page); code != 200 || err != nil {
+			t.Fatalf("list: %d %s", code, body)
+		}
+		for _, it := range page.Items {
+			apiIDs = append(apiIDs, it.ID)
+		}
+		if page.Next == nil {
+			break
+		}
+		tok = *page.Next
+	}
+	listed := func() string {
+		return eval[string](b, `Array.from(document.querySelectorAll('#exports-body tr'), r => r.dataset.id).join(' ')`)
+	}
+	b.do("refresh", 10*time.Second, chromedp.Click(chromedp.CSS("#refresh")))
+	poll[bool](b, "a full first page", `document.querySelectorAll('#exports-body tr').length === 20 && !document.getElementById('more').hidden`, 10*time.Second)
+	b.do("load more", 10*time.Second, chromedp.Click(chromedp.CSS("#more")))
+	poll[bool](b, "the second page", fmt.Sprintf(`document.querySelectorAll('#exports-body tr').length === %d && document.getElementById('more').hidden`, len(apiIDs)), 10*time.Second)
+	if got, want := listed(), strings.Join(apiIDs, " "); got != want || len(apiIDs) != 23 {
+		t.Fatalf("the console lists\n%s\nthe API (%d)\n%s", got, len(apiIDs), want)
+	}
+	poll[bool](b, "every listed export ready", `Array.from(document.querySelectorAll('#exports-body tr')).every(r => r.dataset.status === 'ready')`, 2*time.Minute)
+
 	// The CSP is enforced, and a violation would have been seen: an inline
 	// script is refused and reported on the console.
 	if ran := eval[bool](b, `(() => { const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; document.body.append(s); s.remove(); return window.inlineRan === true; })()`); ran {

@@ -311,8 +311,14 @@
         }
       }
     } catch (e) {
-      showError('Refreshing status', e);
       polling = false;
+      if (e instanceof ApiError && (e.status === 429 || e.status === 503) && e.retryAfterMs !== null) {
+        // Rate limited or draining: try again when the server says.
+        setStatus(`Status refresh delayed ${Math.ceil(e.retryAfterMs / 1000)} s by the server.`);
+        pollTimer = setTimeout(poll, Math.max(e.retryAfterMs, POLL_MS));
+        return;
+      }
+      showError('Refreshing status', e);
       return; // stop: Refresh starts again
     }
     polling = false;
