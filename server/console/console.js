@@ -302,8 +302,15 @@
     polling = true;
     try {
       for (const id of order.filter((i) => LIVE.has(byId.get(i).status))) {
+        if (!token()) {
+          break; // forgotten meanwhile
+        }
         const x = await (await api('GET', `${API}/${encodeURIComponent(id)}`)).json();
-        const was = byId.get(id).status;
+        const cur = byId.get(id);
+        if (!cur) {
+          continue; // forgotten or refreshed away meanwhile
+        }
+        const was = cur.status;
         byId.set(id, x);
         renderRow(id);
         if (was !== x.status && !LIVE.has(x.status)) {
