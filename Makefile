@@ -15,6 +15,8 @@ run:
 ## test: vet + unit and integration tests under -race against real ClickHouse
 test:
 	deploy/scripts/ensure-clickhouse.sh
+	deploy/scripts/ensure-postgres.sh
+	deploy/scripts/ensure-prometheus.sh
 	deploy/scripts/ensure-s3.sh
 	$(GO) vet $(PKGS)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -62,6 +64,15 @@ bench-quick: build
 bench-overload: build
 	deploy/scripts/ensure-clickhouse.sh
 	$(GO) run ./bench/overload -out bench/results
+
+## bench-records: the control plane at 1k and 3M export records (list/get/create p99, RSS, expiry of 1M,
+## creates/s on 1 and 3 replicas); bench/results/records.{json,svg}. Not part of make test.
+RECORDSFLAGS ?= -out bench/results
+.PHONY: bench-records
+bench-records:
+	deploy/scripts/ensure-clickhouse.sh
+	deploy/scripts/ensure-postgres.sh
+	$(GO) run ./bench/records $(RECORDSFLAGS)
 
 clean:
 	rm -rf bin

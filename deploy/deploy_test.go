@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exportd/exportd/engine/pgstore/pglocal"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
@@ -280,7 +281,7 @@ func dedupe(s []string) []string {
 func TestPromtoolChecks(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool not on PATH (Debian package prometheus): PromQL syntax is not checked by Prometheus' parser")
+		t.Fatal("promtool not on PATH: install Debian's prometheus package (deploy/scripts/ensure-prometheus.sh)")
 	}
 	check := func(args ...string) {
 		t.Helper()
@@ -350,35 +351,19 @@ func parseExposition(t *testing.T, body []byte) (map[string]bool, []family) {
 	return exposed, families
 }
 
-// scrapeWorkingExportd starts a private ClickHouse and `exportd serve`,
+// scrapeWorkingExportd starts a private ClickHouse, a private PostgreSQL
+// and `exportd serve`,
 // makes it export (so the histograms and the by-status counter have
 // series) and shed a create (so the shed counter has one), then scrapes
 // /metrics on the admin listener.
 func scrapeWorkingExportd(t *testing.T) (map[string]bool, []family) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	dsn, stop, err := chlocal.ForTests(ctx)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	dsn, pgDSN := privateServers(t)
 	dir := t.TempDir()
 	bin := exportdBinary(t)
 	key := filepath.Join(dir, "key.pem")
-	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+dsn, "EXPORTD_SIGNING_KEY="+key)
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("exportd %v: %v\n%s", args, err, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
-	}
+	env := append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+dsn, "EXPORTD_POSTGRES_DSN="+pgDSN, "EXPORTD_SIGNING_KEY="+key)
+	run := exportdRunner(t, bin, env)
 	run("migrate")
 	// 300k rows: a whole-range gzip export of them runs for a second or
 	// more, long enough to hold the only admission slot while creates pile up.
@@ -514,4 +499,49 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// privateServers starts a private ClickHouse and a private PostgreSQL side
+// by side (stopped at the test's end) and returns their DSNs; it fails,
+// never skips, when one cannot start.
+func privateServers(t *testing.T) (chDSN, pgDSN string) {
+	t.Helper()
+	var (
+		wg             sync.WaitGroup
+		chErr, pgErr   error
+		chStop, pgStop func()
+		ctx, cancel    = context.WithTimeout(context.Background(), 2*time.Minute)
+	)
+	defer cancel()
+	wg.Add(2)
+	go func() { defer wg.Done(); chDSN, chStop, chErr = chlocal.ForTests(ctx) }()
+	go func() { defer wg.Done(); pgDSN, pgStop, pgErr = pglocal.ForTests(ctx) }()
+	wg.Wait()
+	if chStop != nil {
+		t.Cleanup(chStop)
+	}
+	if pgStop != nil {
+		t.Cleanup(pgStop)
+	}
+	if chErr != nil || pgErr != nil {
+		t.Fatalf("clickhouse: %v; postgres: %v", chErr, pgErr)
+	}
+	return chDSN, pgDSN
+}
+
+// exportdRunner returns a function that runs the exportd binary with env
+// and returns its trimmed stdout, failing the test (with stderr) on error.
+func exportdRunner(t *testing.T, bin string, env []string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("exportd %v: %v\n%s", args, err, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
 }

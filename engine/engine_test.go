@@ -17,6 +17,8 @@ import (
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore"
+	"github.com/exportd/exportd/engine/pgstore/pgtest"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
@@ -26,6 +28,9 @@ import (
 var (
 	chCfg chconn.Config
 	pool  driver.Conn
+	pg    *pgtest.Server
+	// records is the PostgreSQL control plane every test engine shares.
+	records *pgstore.Store
 )
 
 func TestMain(m *testing.M) {
@@ -40,17 +45,26 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		err = ingest.Migrate(ctx, pool)
 	}
-	cancel()
 	if err != nil {
+		cancel()
 		fmt.Fprintln(os.Stderr, "FAIL: test ClickHouse:", err)
 		if stop != nil {
 			stop()
 		}
 		os.Exit(1)
 	}
+	pg, err = pgtest.Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		stop()
+		os.Exit(1)
+	}
+	records = pg.Store
 	code := m.Run()
 	pool.Close()
 	stop()
+	pg.Stop()
 	os.Exit(code)
 }
 
@@ -168,7 +182,7 @@ func TestExportBoundsOrderAndAwkwardValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{WindowRows: 2}), Records: engine.NewRecords(pool), Store: store})
+	eng, err := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{WindowRows: 2}), Records: records, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +240,7 @@ func TestExportBoundsOrderAndAwkwardValues(t *testing.T) {
 		t.Errorf("storage holds %d entries, want 1", len(entries))
 	}
 	// The stored record agrees.
-	rec, err := engine.NewRecords(pool).Get(ctx, x.ID)
+	rec, err := records.Get(ctx, x.ID)
 	if err != nil || rec.Status != engine.StatusReady || rec.Checksum != x.Checksum {
 		t.Fatalf("record %+v %v", rec, err)
 	}

@@ -6,6 +6,8 @@ package engine
 import (
 	"errors"
 	"time"
+
+	"github.com/exportd/exportd/engine/activity"
 )
 
 // Export statuses (SPEC §1).
@@ -28,11 +30,11 @@ const (
 	ReasonInternal = "internal_error"
 )
 
-// Scope kinds and their ref prefixes.
+// Scope kinds (activity's, the one definition; refs carry them as prefixes).
 const (
-	KindEnterprise    = "enterprise"
-	KindClient        = "client"
-	KindClientAccount = "client_account"
+	KindEnterprise    = activity.KindEnterprise
+	KindClient        = activity.KindClient
+	KindClientAccount = activity.KindClientAccount
 )
 
 // Sentinel errors callers branch on.
@@ -40,7 +42,6 @@ var (
 	ErrNotFound       = errors.New("export not found")
 	ErrNotCancellable = errors.New("export not cancellable")
 	ErrShuttingDown   = errors.New("shutting down")
-	ErrAmbiguousScope = errors.New("scope belongs to more than one enterprise")
 )
 
 // Terminal reports whether status is final for the job (expired follows ready).
@@ -83,7 +84,7 @@ type Export struct {
 }
 
 // ObjectName is the storage name of the export's artefact.
-func (e *Export) ObjectName() string { return e.ID + Extension(e.Compression) }
+func (e *Export) ObjectName() string { return e.ID + Extension(e.Format, e.Compression) }
 
 // FromMs and ToMs are the inclusive millisecond bounds of the range:
 // date_from rounds up and date_to rounds down to a whole millisecond.

@@ -5,17 +5,21 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
+	"github.com/exportd/exportd/engine/pgstore"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 )
 
-// cutProxy forwards TCP to ClickHouse until cut: then it drops every open
+// cutProxy forwards TCP to a server until cut: then it drops every open
 // connection and refuses new ones, as a network partition would.
 type cutProxy struct {
 	ln     net.Listener
@@ -111,18 +115,25 @@ func (r *heldReader) Stream(ctx context.Context, q source.Query, p *source.Plan,
 	})
 }
 
-// The records' ClickHouse becomes unreachable just before an export ends:
-// its final state (here ready) is kept and served, and recorded as soon as
-// ClickHouse is back, rather than the record staying "running" until the
-// lost-owner rule turns it failed/shutdown and orphans a committed file.
-func TestFaultFinalRecordKeptUntilClickHouseReturns(t *testing.T) {
+// The control plane (PostgreSQL) becomes unreachable just before an export
+// ends: its final state (here ready) is kept and served, and recorded with
+// the same fenced Finish as soon as PostgreSQL is back, rather than the
+// record staying "running" until the lost-owner rule turns it
+// failed/shutdown and orphans a committed file.
+func TestFaultFinalRecordKeptUntilPostgresReturns(t *testing.T) {
 	ctx := context.Background()
 	ent := "enterprises/" + uuidN("e8000000", 1)
 	seed(t, ent, 100)
-	proxy := newCutProxy(t, chCfg.Addr)
-	viaProxy := chCfg
-	viaProxy.Addr = proxy.ln.Addr().String()
-	proxied, err := viaProxy.Open(ctx)
+	pcfg, err := pgxpool.ParseConfig(pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, net.JoinHostPort(pcfg.ConnConfig.Host, strconv.Itoa(int(pcfg.ConnConfig.Port))))
+	host, port, _ := net.SplitHostPort(proxy.ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	pcfg.ConnConfig.Host, pcfg.ConnConfig.Port = host, uint16(p)
+	pcfg.ConnConfig.ConnectTimeout = time.Second
+	proxied, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +141,7 @@ func TestFaultFinalRecordKeptUntilClickHouseReturns(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := storage.NewFile(dir)
 	r := &heldReader{ClickHouse: source.New(chCfg, source.Options{}), started: make(chan struct{}), release: make(chan struct{})}
-	eng, err := engine.New(engine.Config{Reader: r, Records: engine.NewRecords(proxied), Store: st, Owner: "fault-final-record",
+	eng, err := engine.New(engine.Config{Reader: r, Records: pgstore.New(proxied), Store: st, Owner: "fault-final-record",
 		Heartbeat: 100 * time.Millisecond, StaleAfter: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +162,7 @@ func TestFaultFinalRecordKeptUntilClickHouseReturns(t *testing.T) {
 	if err != nil || y.Status != engine.StatusReady || y.Checksum == "" || y.RowCount != 100 {
 		t.Fatalf("with the records unreachable: %+v %v", y, err)
 	}
-	direct := engine.NewRecords(pool)
+	direct := records
 	if rec, err := direct.Get(ctx, x.ID); err != nil || engine.Terminal(rec.Status) {
 		t.Fatalf("the final state cannot have been recorded yet: %+v %v", rec, err)
 	}

@@ -55,7 +55,7 @@ func seed(t *testing.T, ent string, n int) {
 
 func newEngine(t *testing.T, r engine.Reader, st storage.Store, owner string) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(engine.Config{Reader: r, Records: engine.NewRecords(pool), Store: st, Owner: owner,
+	eng, err := engine.New(engine.Config{Reader: r, Records: records, Store: st, Owner: owner,
 		Heartbeat: 100 * time.Millisecond, StaleAfter: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestCancelRunningExportLeavesNothing(t *testing.T) {
 	if _, err := eng.Cancel(ctx, x.ID); !errors.Is(err, engine.ErrNotCancellable) {
 		t.Fatalf("second cancel: %v", err)
 	}
-	rec, _ := engine.NewRecords(pool).Get(ctx, x.ID)
+	rec, _ := records.Get(ctx, x.ID)
 	if rec.Status != engine.StatusCancelled {
 		t.Fatalf("stored %s", rec.Status)
 	}
@@ -134,7 +134,7 @@ func TestRowLimit(t *testing.T) {
 	seed(t, ent, 50)
 	dir := t.TempDir()
 	st, _ := storage.NewFile(dir)
-	eng, _ := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: engine.NewRecords(pool), Store: st, MaxRows: 49})
+	eng, _ := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: records, Store: st, MaxRows: 49})
 	_ = eng.Start(ctx)
 	defer eng.Shutdown(ctx)
 	x, _ := eng.Submit(ctx, request(ent))
@@ -147,28 +147,19 @@ func TestRowLimit(t *testing.T) {
 
 func TestCrashRecovery(t *testing.T) {
 	ctx := context.Background()
-	recs := engine.NewRecords(pool)
-	now := time.Now()
-	// Left running by this replica before a crash, and by a replica that
-	// stopped beating.
-	mine := &engine.Export{ID: uuidN("f0000000", 1), Version: 1, Status: engine.StatusRunning, Owner: "crashy",
-		DateFrom: "2026-03-01T00:00:00Z", DateTo: "2026-03-02T00:00:00Z", Heartbeat: now, GeneratedAt: now}
-	lost := *mine
-	lost.ID, lost.Owner, lost.Heartbeat = uuidN("f0000000", 2), "gone", now.Add(-time.Hour)
-	alive := *mine
-	alive.ID, alive.Owner = uuidN("f0000000", 3), "alive"
-	for _, x := range []*engine.Export{mine, &lost, &alive} {
-		if err := recs.Put(ctx, x); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Left running by this replica before a crash, by a replica that
+	// stopped beating, and by one still alive (until it stops beating).
+	mine := liveRecord(t, uuidN("f0000000", 1), "crashy")
+	lost := liveRecord(t, uuidN("f0000000", 2), "gone")
+	alive := liveRecord(t, uuidN("f0000000", 3), "alive")
+	ageLease(t, lost.ID, time.Hour)
 	dir := t.TempDir()
 	// A temp file left by the crashed writer, old enough to be swept.
 	stray := dir + "/.tmp-" + mine.ID + ".csv-123"
 	if err := os.WriteFile(stray, []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	old := now.Add(-time.Hour)
+	old := time.Now().Add(-time.Hour)
 	_ = os.Chtimes(stray, old, old)
 	st, _ := storage.NewFile(dir)
 	eng := newEngine(t, source.New(chCfg, source.Options{}), st, "crashy")
@@ -202,7 +193,7 @@ func TestExpiryDeletesArtefact(t *testing.T) {
 	seed(t, ent, 10)
 	dir := t.TempDir()
 	st, _ := storage.NewFile(dir)
-	eng, _ := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: engine.NewRecords(pool), Store: st,
+	eng, _ := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: records, Store: st,
 		Retention: 300 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
 	_ = eng.Start(ctx)
 	defer eng.Shutdown(ctx)
@@ -216,14 +207,44 @@ func TestExpiryDeletesArtefact(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rec, _ := engine.NewRecords(pool).Get(ctx, x.ID)
-		if rec.Status == engine.StatusExpired {
+		// Reads expired at once (the database clock judges expiry); the
+		// expiry pass then deletes the artefact.
+		rec, _ := records.Get(ctx, x.ID)
+		_, serr := os.Stat(dir + "/" + x.ObjectName())
+		if rec.Status == engine.StatusExpired && errors.Is(serr, os.ErrNotExist) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not expired: %s", rec.Status)
+			t.Fatalf("not expired: %s (artefact: %v)", rec.Status, serr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	assertEmptyDir(t, dir)
+}
+
+// liveRecord records a running export of owner, as a replica would have
+// before it crashed.
+func liveRecord(t *testing.T, id, owner string) *engine.Export {
+	t.Helper()
+	ctx := context.Background()
+	x := &engine.Export{ID: id, Owner: owner, Format: "csv", Compression: "none", ScopeKind: engine.KindEnterprise,
+		ScopeRef: "enterprises/" + id, EnterpriseRef: "enterprises/" + id, GeneratedBy: "users/x",
+		DateFrom: "2026-03-01T00:00:00Z", DateTo: "2026-03-02T00:00:00Z"}
+	if _, _, err := records.Create(ctx, x, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := records.Start(ctx, x.ID, owner, x.Version, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// ageLease makes an export's lease d old by the database clock (what a
+// replica that stopped beating d ago leaves).
+func ageLease(t *testing.T, id string, d time.Duration) {
+	t.Helper()
+	if _, err := pg.Pool.Exec(context.Background(), "UPDATE operations_activity_exports SET heartbeat_at = now() - $2::interval WHERE id = $1",
+		id, d.String()); err != nil {
+		t.Fatal(err)
+	}
 }

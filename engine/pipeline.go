@@ -15,7 +15,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/exportd/exportd/engine/activity"
-	"github.com/exportd/exportd/engine/csv"
 	"github.com/exportd/exportd/engine/source"
 )
 
@@ -31,15 +30,39 @@ func ValidCompression(c string) bool {
 	return c == CompressionNone || c == CompressionGzip || c == CompressionZstd
 }
 
-// Extension returns the file name suffix for a compression.
-func Extension(c string) string {
-	switch c {
-	case CompressionGzip:
-		return ".csv.gz"
-	case CompressionZstd:
-		return ".csv.zst"
+// Extension returns the file name suffix of an artefact: ".csv" or ".jsonl"
+// plus ".gz" or ".zst" for a compressed stream; ".parquet" whatever the
+// compression (a Parquet file compresses its pages, SPEC §7).
+func Extension(format, compression string) string {
+	ext := ".csv"
+	switch format {
+	case FormatParquet:
+		return ".parquet"
+	case FormatJSONL:
+		ext = ".jsonl"
 	}
-	return ".csv"
+	switch compression {
+	case CompressionGzip:
+		return ext + ".gz"
+	case CompressionZstd:
+		return ext + ".zst"
+	}
+	return ext
+}
+
+// ContentType returns the media type of an artefact (SPEC §1, §7).
+func ContentType(format, compression string) string {
+	switch {
+	case format == FormatParquet:
+		return "application/vnd.apache.parquet"
+	case compression == CompressionGzip:
+		return "application/gzip"
+	case compression == CompressionZstd:
+		return "application/zstd"
+	case format == FormatJSONL:
+		return "application/x-ndjson"
+	}
+	return "text/csv; charset=utf-8"
 }
 
 // ErrRowLimit reports an export over the configured maximum of rows.
@@ -85,19 +108,38 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
-// Pipe streams the rows of q as CSV through the optional compressor into w.
-// The encoder runs in the caller's goroutine (inside the source callback);
-// a writer stage owned by Pipe compresses, hashes and writes, with at most
-// queueDepth chunks between them (backpressure). maxRows > 0 caps the rows.
-func Pipe(ctx context.Context, r Reader, q source.Query, plan *source.Plan, compression string, maxRows int64, w io.Writer, cnt *Counters) (Result, error) {
+// Encoding is how an export's rows become bytes: the format, the
+// compression and the SPEC §7 options (columns, time zone, BOM). The zero
+// value is uncompressed CSV of every column in UTC.
+type Encoding struct {
+	Format      string
+	Compression string
+	Options     Options
+}
+
+// Pipe streams the rows of q, encoded as enc says, into w. The encoder runs
+// in the caller's goroutine (inside the source callback); a writer stage
+// owned by Pipe compresses, hashes and writes, with at most queueDepth
+// chunks between them (backpressure). maxRows > 0 caps the rows. The
+// columns the encoder writes are enc.Options'; q should read just those
+// (Options.Narrow).
+func Pipe(ctx context.Context, r Reader, q source.Query, plan *source.Plan, enc Encoding, maxRows int64, w io.Writer, cnt *Counters) (Result, error) {
 	if cnt == nil {
 		cnt = &Counters{}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	rowEnc, err := newEncoder(enc)
+	if err != nil {
+		return Result{}, err
+	}
+	streamCompression := enc.Compression
+	if enc.Format == FormatParquet {
+		streamCompression = CompressionNone // the codec is inside the file
+	}
 	sink := &countingWriter{w: w, h: sha256.New(), cnt: cnt}
-	out, closeOut, err := compressor(compression, sink)
+	out, closeOut, err := compressor(streamCompression, sink)
 	if err != nil {
 		return Result{}, err
 	}
@@ -126,7 +168,7 @@ func Pipe(ctx context.Context, r Reader, q source.Query, plan *source.Plan, comp
 	}()
 
 	buf := getBuf()
-	*buf = csv.AppendHeader(*buf)
+	*buf = rowEnc.begin(*buf)
 	var rows int64
 	send := func() error {
 		select {
@@ -145,7 +187,10 @@ func Pipe(ctx context.Context, r Reader, q source.Query, plan *source.Plan, comp
 		// Encode in slices so a chunk stays near bufSize whatever the block size.
 		const step = 1024
 		for i := 0; i < n; i += step {
-			*buf = csv.AppendRows(*buf, b, i, min(i+step, n))
+			var err error
+			if *buf, err = rowEnc.rows(*buf, b, i, min(i+step, n)); err != nil {
+				return err
+			}
 			if len(*buf) >= bufSize {
 				if err := send(); err != nil {
 					return err
@@ -156,6 +201,9 @@ func Pipe(ctx context.Context, r Reader, q source.Query, plan *source.Plan, comp
 		cnt.Rows.Store(rows)
 		return nil
 	})
+	if readErr == nil {
+		*buf, readErr = rowEnc.end(*buf)
+	}
 	if readErr == nil && len(*buf) > 0 {
 		readErr = send()
 	}

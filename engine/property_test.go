@@ -254,7 +254,7 @@ func TestPropertyRandomRowsSurviveExport(t *testing.T) {
 	}
 	// Small windows: the range is read as many ordered sub-queries.
 	eng, err := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{WindowRows: 50 + int64(rng.IntN(400))}),
-		Records: engine.NewRecords(pool), Store: store})
+		Records: records, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

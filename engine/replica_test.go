@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func (r *gateReader) Stream(ctx context.Context, q source.Query, p *source.Plan,
 
 func newReplica(t *testing.T, r engine.Reader, st storage.Store, owner string, heartbeat time.Duration) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(engine.Config{Reader: r, Records: engine.NewRecords(pool), Store: st, Owner: owner,
+	eng, err := engine.New(engine.Config{Reader: r, Records: records, Store: st, Owner: owner,
 		Heartbeat: heartbeat, StaleAfter: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -117,21 +118,20 @@ func TestOwnerStopsOnRemoteFinalState(t *testing.T) {
 			r := newGateReader()
 			a := newReplica(t, r, st, "replica-a", 50*time.Millisecond)
 			t.Cleanup(r.release) // before a's Shutdown, even when the test fails
-			recs := engine.NewRecords(pool)
+			recs := records
 			x, err := a.Submit(ctx, request(ent))
 			if err != nil {
 				t.Fatal(err)
 			}
 			<-r.started
-			stored, err := recs.Get(ctx, x.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// What replica B writes: a final version over A's running one.
-			stored.Version++
-			stored.Status, stored.FailureReason, stored.FinishedAt, stored.Owner = tc.status, tc.reason, time.Now().UTC(), "replica-b"
-			if err := recs.Put(ctx, stored); err != nil {
-				t.Fatal(err)
+			// What replica B does: a cancel, or a lost-owner verdict (the
+			// lease aged by the database clock, then reaped).
+			if tc.status == engine.StatusCancelled {
+				if _, err := recs.Cancel(ctx, x.ID); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				reapNow(t, x.ID)
 			}
 			z, err := a.Wait(ctx, x.ID, 10*time.Second) // the gate stays shut: only the heartbeat can end it
 			if err != nil || z.Status != tc.status || z.FailureReason != tc.reason {
@@ -142,35 +142,43 @@ func TestOwnerStopsOnRemoteFinalState(t *testing.T) {
 	}
 }
 
-// A heartbeat (running) appended after another replica's final version, with
-// a higher version number, must not undo the final state.
-func TestFinalVersionOutranksLaterHeartbeat(t *testing.T) {
+// An owner's heartbeat after another replica's final state cannot undo it:
+// the heartbeat is fenced and learns it lost.
+func TestFinalStateOutranksLaterHeartbeat(t *testing.T) {
 	ctx := context.Background()
-	recs := engine.NewRecords(pool)
-	x := request("enterprises/" + uuidN("e7000000", 1))
-	x.ID = uuidN("f7000000", 1)
-	now := time.Now().UTC()
-	x.GeneratedAt, x.Heartbeat, x.Owner = now, now, "replica-a"
-	for i, status := range []string{engine.StatusRunning, engine.StatusCancelled, engine.StatusRunning} {
-		x.Version, x.Status = uint64(100+i), status
-		if err := recs.Put(ctx, x); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, err := recs.Get(ctx, x.ID); err != nil || got.Status != engine.StatusCancelled || got.Version != 101 {
-		t.Fatalf("get: %+v %v", got, err)
-	}
-	unfinished, err := recs.Unfinished(ctx)
-	if err != nil {
+	x := liveRecord(t, uuidN("f7000000", 1), "replica-a")
+	if _, err := records.Cancel(ctx, x.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range unfinished {
-		if u.ID == x.ID {
-			t.Fatalf("listed as unfinished: %+v", u)
-		}
+	cur, err := records.Heartbeat(ctx, x.ID, "replica-a", x.Version, 5, 5)
+	if !errors.Is(err, engine.ErrLost) || cur.Status != engine.StatusCancelled {
+		t.Fatalf("heartbeat after cancel: %+v %v", cur, err)
 	}
-	list, err := recs.List(ctx, engine.Visibility{Refs: []string{x.ScopeRef}}, nil, 10)
+	if _, err := records.Finish(ctx, x.ID, "replica-a", x.Version, engine.Final{Status: engine.StatusReady}); !errors.Is(err, engine.ErrLost) {
+		t.Fatalf("finish after cancel: %v", err)
+	}
+	list, err := records.List(ctx, engine.Visibility{Refs: []string{x.ScopeRef}}, nil, 10)
 	if err != nil || len(list) != 1 || list[0].Status != engine.StatusCancelled {
 		t.Fatalf("list: %v %v", list, err)
 	}
+}
+
+// reapNow declares an export's owner lost as another replica would: its
+// lease is aged by the database clock and reaped (retried should the owner
+// renew it in between).
+func reapNow(t *testing.T, id string) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		ageLease(t, id, 2*time.Hour)
+		lost, err := records.ReapLost(context.Background(), time.Hour, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range lost {
+			if x.ID == id {
+				return
+			}
+		}
+	}
+	t.Fatalf("export %s never reaped", id)
 }

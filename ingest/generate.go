@@ -85,9 +85,10 @@ func (o GenerateOptions) Validate() error {
 // settled_at_utc on settled rows and a failure_reason on failed ones;
 // amounts of 0 to 18 fractional digits from 1e-18 up to 1e15 (rarely 0 or
 // the largest Decimal(38,18) value), negative for withdrawals and off-ramps;
-// fees on about 60% of operations; references and counterparties holding
-// commas, quotes, line breaks, CRLF, emoji, CJK, right-to-left scripts and
-// formula prefixes (=, +, -, @, TAB, CR). Operations start uniformly in
+// fees on about 60% of operations (rarely without fee_currency, and rarely a
+// fee_currency without a fee); references and counterparties holding
+// commas, quotes, line breaks, CRLF, TAB and other control characters,
+// emoji, CJK, right-to-left scripts and formula prefixes (=, +, -, @, TAB, CR). Operations start uniformly in
 // [From, To) at millisecond precision; later steps follow within hours and
 // are clamped to To - 1ms. Every row passes ParseLine's validation.
 func Generate(opts GenerateOptions, fn func(b *activity.Block) error) error {
@@ -335,15 +336,26 @@ func (g *generator) startOperation() {
 	if fam == famWithdrawal || fam == famOffRamp {
 		op.amount = negate128(op.amount)
 	}
-	op.hasFee = r.chance(60)
+	// Fees on 60% of operations, in the operation's currency or (20% of
+	// fees) another one; the ledger left the fee's currency blank on 2% of
+	// fees, and 1% of operations without a fee name a fee currency anyway
+	// (SPEC §6: the two columns are independent).
+	feeDraw := r.intn(100)
+	op.hasFee = feeDraw < 60
 	op.feeCurrency = ""
-	if op.hasFee {
+	switch {
+	case op.hasFee:
 		fc := cur
-		if r.chance(20) {
+		switch x := r.intn(100); {
+		case x < 2:
+			fc.code = ""
+		case x < 20:
 			fc = currencies[r.intn(len(currencies))]
 		}
 		op.feeCurrency = fc.code
 		op.fee = g.fee(fc.scale)
+	case feeDraw >= 99:
+		op.feeCurrency = cur.code
 	}
 	op.counter = g.counterparty(op.counter[:0], fam, cur, e)
 	op.reference = g.reference(op.reference[:0])

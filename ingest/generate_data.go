@@ -256,15 +256,20 @@ var referenceTemplates = []string{
 	"Ünïcödé Ωμέγα Привет",
 	`Trailing backslash \`,
 	"Semicolon; pipe | and 'single quotes'",
+	"Bell\x07, unit separator\x1f and DEL\x7f",
+	"Tab\tseparated\tcells",
 }
 
 // counterpartyOddities are rare counterparty texts that start with guarded
-// characters.
+// characters or hold control characters, as free-text ledger fields do.
 var counterpartyOddities = []string{
 	"+41 44 668 18 00",
 	"@acme-treasury",
 	"=cmd|' /C calc'!A0",
 	"-external-desk-",
+	"\tdesk 7 (tab first)",
+	"Treasury desk\nLondon branch",
+	"ACME\x1fGmbH\x07",
 }
 
 const base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

@@ -146,9 +146,20 @@ func TestGenerateRealism(t *testing.T) {
 		}
 		if r.FeeAmount != nil {
 			count["fee"]++
-			if r.FeeCurrency == "" || int64(r.FeeAmount.High) < 0 {
-				t.Fatalf("row %d: fee %v in %q", i, r.FeeAmount, r.FeeCurrency)
+			if int64(r.FeeAmount.High) < 0 {
+				t.Fatalf("row %d: negative fee %v", i, r.FeeAmount)
 			}
+			if r.FeeCurrency == "" {
+				count["fee without currency"]++
+			}
+		} else if r.FeeCurrency != "" {
+			count["fee currency without fee"]++
+		}
+		if strings.ContainsFunc(r.CounterpartyRef, func(c rune) bool { return c < 0x20 }) {
+			count["counterparty:control"]++
+		}
+		if strings.ContainsAny(r.Reference, "\x07\x1f\x7f") {
+			count["ref:control"]++
 		}
 		if r.CounterpartyRef != "" {
 			count["counterparty"]++
@@ -190,12 +201,17 @@ func TestGenerateRealism(t *testing.T) {
 	if share := count["fee"] * 100 / n; share < 55 || share > 65 {
 		t.Errorf("fee on %d%% of rows, want about 60%%", share)
 	}
+	for _, k := range []string{"fee without currency", "fee currency without fee"} {
+		if share := count[k] * 1000 / n; share < 2 || share > 20 {
+			t.Errorf("%s on %d‰ of rows, want about 1%%", k, share)
+		}
+	}
 	if share := count["master"] * 100 / n; share < 10 || share > 30 {
 		t.Errorf("master accounts on %d%% of rows", share)
 	}
 	for _, k := range []string{"counterparty", "service-account", "ref:comma", "ref:quote", "ref:lf", "ref:crlf", "ref:emoji",
 		"ref:accent", "ref:cjk", "ref:rtl", "ref:arabic", "ref:formula =", "ref:formula +", "ref:formula -",
-		"ref:formula @", "ref:formula \t", "ref:formula \r", "counterparty:formula"} {
+		"ref:formula @", "ref:formula \t", "ref:formula \r", "counterparty:formula", "counterparty:control", "ref:control"} {
 		if count[k] == 0 {
 			t.Errorf("no row with %s", k)
 		}

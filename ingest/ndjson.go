@@ -48,21 +48,32 @@ func quoteField(s string) string {
 // column names and appear at most once; values must be JSON strings (or null
 // for optional columns). Errors are *FieldError.
 //
-// Rules beyond SPEC §3, chosen for a careful financial API:
+// What is accepted and refused (SPEC §3, and §6 on ingest). Only what §3
+// forbids is refused; text is carried exactly as the ledger recorded it.
 //   - Required: occurred_at_utc, activity_id, operation_id, family, status,
 //     enterprise_ref, account_ref, currency, amount, initiated_by (null or ""
 //     is an error). The other seven are optional: absent, null and "" all
 //     mean empty.
 //   - UUIDs (ids and the UUID part of refs) are 8-4-4-4-12 hex digits in any
 //     case and are stored lowercased, the canonical form the export orders by.
+//     Refs must carry the prefixes of SPEC §3; family and status must be one of
+//     its values, spelled exactly.
 //   - Timestamps are RFC 3339 in UTC ("Z" or "+00:00"), with zero to three
 //     fractional digits after a '.', between 1970-01-01 and 9999-12-31.
 //   - Amounts fit Decimal(38,18) exactly (activity.ParseDecimal); never rounded.
-//   - fee_amount requires fee_currency (an amount without its currency is
-//     meaningless); fee_currency alone is accepted.
-//   - currency and fee_currency: 1 to 16 characters, no whitespace or control
-//     characters. counterparty_ref: at most 1 KiB, no control characters.
-//     failure_reason (8 KiB) and reference (64 KiB): any valid UTF-8.
+//   - Text columns (counterparty_ref, currency, fee_currency, failure_reason,
+//     reference) hold any valid UTF-8: TAB, CR, LF, NUL and every other
+//     control character, leading or trailing whitespace, leading formula
+//     characters (the CSV guards those at export). Values are JSON strings, so
+//     control characters arrive escaped (RFC 8259 forbids them raw) and
+//     invalid UTF-8 or a lone \u surrogate is refused.
+//   - fee_amount and fee_currency are independent: either may be given
+//     without the other and is stored as given.
+//   - Length caps, all inclusive and above SPEC §6's minimums: currency and
+//     fee_currency 64 characters (§6: at least 16), counterparty_ref 4 KiB
+//     (§6: 1 KiB), failure_reason 64 KiB, reference 256 KiB (§6: 64 KiB), in
+//     bytes of UTF-8; and a whole line at most MaxLineBytes (1 MiB) as
+//     written, escapes included.
 //   - Cross-column business rules (settled_at_utc after occurred_at_utc,
 //     failure_reason only when failed, ...) are not enforced: the loader
 //     carries what the upstream system recorded.
@@ -104,14 +115,17 @@ const (
 const requiredFields = 1<<fOccurredAt | 1<<fActivityID | 1<<fOperationID | 1<<fFamily |
 	1<<fStatus | 1<<fEnterpriseRef | 1<<fAccountRef | 1<<fCurrency | 1<<fAmount | 1<<fInitiatedBy
 
-// Length caps for free-text columns, in bytes (currencies are capped in
-// characters). They bound memory per row and keep obviously broken input out;
-// they are far above any real value.
+// Length caps for text columns, in bytes (currencies are capped in
+// characters). They bound memory per row and are well above SPEC §6's
+// minimums (16 characters, 1 KiB, 64 KiB), so that a value the contract
+// promises never comes near them. Values at those minimums fit in a line even
+// when written entirely as \uXXXX escapes; near these caps, a line of mostly
+// escaped characters can pass MaxLineBytes (ErrLineTooLong).
 const (
-	maxCurrencyChars   = 16
-	maxCounterpartyLen = 1 << 10
-	maxFailureLen      = 8 << 10
-	maxReferenceLen    = 64 << 10
+	maxCurrencyChars   = 64
+	maxCounterpartyLen = 4 << 10
+	maxFailureLen      = 64 << 10
+	maxReferenceLen    = 256 << 10
 )
 
 func fieldIndex(key []byte) int {

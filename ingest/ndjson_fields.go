@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/exportd/exportd/engine/activity"
@@ -36,9 +35,6 @@ func (p *lineParser) validate() error {
 		if err := p.validateField(f, v); err != nil {
 			return err
 		}
-	}
-	if p.hasFee && len(p.bytes(fFeeCurrency)) == 0 {
-		return &FieldError{Field: activity.Columns[fFeeAmount], Reason: "requires fee_currency"}
 	}
 	return nil
 }
@@ -92,7 +88,7 @@ func (p *lineParser) validateField(f int, v []byte) error {
 			reason = "must be users/<uuid> or service-accounts/<uuid>"
 		}
 	case fCurrency, fFeeCurrency:
-		reason = checkCurrency(v)
+		reason = checkChars(v, maxCurrencyChars)
 	case fAmount, fFeeAmount:
 		d, err := activity.ParseDecimal(string(v))
 		if err != nil {
@@ -103,11 +99,11 @@ func (p *lineParser) validateField(f int, v []byte) error {
 			p.fee, p.hasFee = d, true
 		}
 	case fCounterpartyRef:
-		reason = checkText(v, maxCounterpartyLen, false)
+		reason = checkLen(v, maxCounterpartyLen)
 	case fFailureReason:
-		reason = checkText(v, maxFailureLen, true)
+		reason = checkLen(v, maxFailureLen)
 	case fReference:
-		reason = checkText(v, maxReferenceLen, true)
+		reason = checkLen(v, maxReferenceLen)
 	}
 	if reason != "" {
 		return &FieldError{Field: activity.Columns[f], Reason: reason}
@@ -115,37 +111,20 @@ func (p *lineParser) validateField(f int, v []byte) error {
 	return nil
 }
 
-// checkCurrency accepts 1..16 characters without whitespace or control characters.
-// The scanner has already checked UTF-8.
-func checkCurrency(v []byte) string {
-	n := 0
-	for len(v) > 0 {
-		r, size := utf8.DecodeRune(v)
-		v = v[size:]
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return "must not contain whitespace or control characters"
-		}
-		if n++; n > maxCurrencyChars {
-			return "longer than 16 characters"
-		}
+// checkChars caps text at max characters (code points). Any character is
+// allowed: the scanner has already checked that v is valid UTF-8.
+func checkChars(v []byte, max int) string {
+	if len(v) > max && utf8.RuneCount(v) > max {
+		return "longer than " + itoa(max) + " characters"
 	}
 	return ""
 }
 
-// checkText caps free text; controls says whether control characters
-// (newlines, tabs, ...) are allowed. The scanner has already checked UTF-8.
-func checkText(v []byte, max int, controls bool) string {
+// checkLen caps text at max bytes. Any character is allowed: the scanner has
+// already checked that v is valid UTF-8.
+func checkLen(v []byte, max int) string {
 	if len(v) > max {
 		return "longer than " + itoa(max) + " bytes"
-	}
-	if !controls {
-		for len(v) > 0 {
-			r, size := utf8.DecodeRune(v)
-			v = v[size:]
-			if unicode.IsControl(r) {
-				return "must not contain control characters"
-			}
-		}
 	}
 	return ""
 }

@@ -12,8 +12,6 @@ import (
 // Table names are part of the contract (SPEC §3).
 const (
 	ActivityTable = "operations_activity"
-	ExportsTable  = "operations_activity_exports"
-	KeysTable     = "operations_activity_export_keys"
 	ScopesTable   = "operations_activity_scopes"
 )
 
@@ -58,36 +56,6 @@ var migrations = []string{
 	ORDER BY (enterprise_ref, occurred_at_utc, activity_id)
 	SETTINGS index_granularity = 8192`,
 
-	// Export records: an append-only log, one row per state transition (and
-	// per progress checkpoint) of an export. ClickHouse has no cheap
-	// in-place update, so the current state of an export is its row with the
-	// highest version; the history of transitions stays queryable.
-	`CREATE TABLE IF NOT EXISTS ` + ExportsTable + ` (
-		id                FixedString(36),
-		version           UInt64,
-		status            String,
-		format            String,
-		compression       String,
-		date_from_utc     String,
-		date_to_utc       String,
-		scope_kind        String,
-		scope_ref         String,
-		enterprise_ref    String,
-		client_ref        String,
-		generated_by      String,
-		generated_at_ms   Int64,
-		finished_at_ms    Int64,
-		expires_at_ms     Int64,
-		row_count         UInt64,
-		byte_size         UInt64,
-		checksum_sha256   String,
-		storage_location  String,
-		failure_reason    String,
-		owner             String,
-		heartbeat_ms      Int64
-	) ENGINE = MergeTree
-	ORDER BY (id, version)`,
-
 	// Scope parents: which enterprise a client or account belongs to, kept
 	// up to date by ClickHouse on every insert. Authorising a client or
 	// account export needs its enterprise (SPEC §2 coverage) and a lookup
@@ -96,17 +64,6 @@ var migrations = []string{
 	ENGINE = ReplacingMergeTree ORDER BY (enterprise_ref, client_ref, account_ref)
 	AS SELECT enterprise_ref, client_ref, account_ref FROM ` + ActivityTable + `
 	GROUP BY enterprise_ref, client_ref, account_ref`,
-
-	// Idempotency keys: (caller, key) → export id and the request's hash,
-	// kept in ClickHouse so a restart or another replica honours them.
-	`CREATE TABLE IF NOT EXISTS ` + KeysTable + ` (
-		caller        String,
-		key           String,
-		request_hash  String,
-		export_id     FixedString(36),
-		created_ms    Int64
-	) ENGINE = MergeTree
-	ORDER BY (caller, key, created_ms)`,
 }
 
 // Migrate creates or upgrades the schema. It is idempotent.

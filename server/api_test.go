@@ -53,9 +53,9 @@ func expectRecord(r activity.Row, amount string) []string {
 
 var (
 	secondsRE      = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
-	resourceFields = []string{"byte_size", "checksum_sha256", "compression", "download_path", "expires_at_utc",
+	resourceFields = []string{"byte_size", "checksum_sha256", "columns", "compression", "csv_bom", "download_path", "expires_at_utc",
 		"failure_reason", "filter_criteria", "finished_at_utc", "format", "generated_at_utc", "generated_by", "id",
-		"requested_scope", "row_count", "status", "storage_location"}
+		"requested_scope", "row_count", "status", "storage_location", "time_zone"}
 )
 
 // checkResource verifies the exact field set of an export resource and the
@@ -72,7 +72,27 @@ func checkResource(t *testing.T, m map[string]any) {
 	}
 	fc := m["filter_criteria"].(map[string]any)
 	rs := m["requested_scope"].(map[string]any)
-	if len(fc) != 2 || fc["date_from_utc"] == nil || fc["date_to_utc"] == nil || len(rs) != 2 || rs["kind"] == nil || rs["ref"] == nil {
+	for k, v := range fc { // the dates, and the §7 filter sets only when given (non-empty)
+		switch k {
+		case "date_from_utc", "date_to_utc":
+		case "families", "statuses", "currencies":
+			if l, ok := v.([]any); !ok || len(l) == 0 {
+				t.Fatalf("filter_criteria.%s = %v", k, v)
+			}
+		default:
+			t.Fatalf("filter_criteria has %s", k)
+		}
+	}
+	if cols, ok := m["columns"].([]any); !ok || len(cols) == 0 || len(cols) > 17 {
+		t.Fatalf("columns %v", m["columns"])
+	}
+	if _, ok := m["time_zone"].(string); !ok {
+		t.Fatalf("time_zone %v", m["time_zone"])
+	}
+	if _, ok := m["csv_bom"].(bool); !ok {
+		t.Fatalf("csv_bom %v", m["csv_bom"])
+	}
+	if fc["date_from_utc"] == nil || fc["date_to_utc"] == nil || len(rs) != 2 || rs["kind"] == nil || rs["ref"] == nil {
 		t.Fatalf("nested objects: %v %v", fc, rs)
 	}
 	id := m["id"].(string)
@@ -377,7 +397,7 @@ func TestDownloadStates(t *testing.T) {
 	}
 
 	// Past retention: expired.
-	e.clock.advance(25 * time.Hour)
+	ageExport(t, rid, time.Second)
 	g := e.do("GET", exportsPath+"/"+rid, tok, "", nil)
 	if gm := g.json(t); gm["status"] != "expired" {
 		t.Fatalf("after retention: %v", gm["status"])

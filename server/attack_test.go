@@ -29,7 +29,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/server/auth"
@@ -67,7 +66,7 @@ func strictServer(t *testing.T, e *env) (string, ed25519.PrivateKey, string, *ob
 	}
 	t.Cleanup(func() { v.Close() })
 	core, logs := observer.New(zap.DebugLevel)
-	srv, err := New(Config{Engine: e.eng, Records: e.srv.cfg.Records, Store: e.srv.cfg.Store, Verifier: v, Logger: zap.New(core)})
+	srv, err := New(Config{Engine: e.eng, Scopes: e.srv.cfg.Scopes, Keys: e.srv.cfg.Keys, Store: e.srv.cfg.Store, Verifier: v, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,9 +316,10 @@ func TestAttackCrossTenant(t *testing.T) {
 	next := e.do("GET", exportsPath+"?page_size=1", userA, "", nil).json(t)["next_page_token"].(string)
 	wantError(t, e.do("GET", exportsPath+"?page_token="+next, userB, "", nil), 400, codeInvalidRequest, msgInvalidRequest, reasonInvalidPageToken)
 
-	// A client seen under two enterprises (planted rows) is never resolved
-	// in favour of the caller: B's subtree scope cannot reach it, and no
-	// export of it is ever made.
+	// A client seen under two enterprises (rows planted by B naming A's
+	// client): B's subtree scope exports it under B only (SPEC §6), so B
+	// gets exactly its own planted rows, never one of A's (A's side:
+	// TestSharedClientUnderCallersEnterprise).
 	shared := activity.PrefixClient + uuid.NewString()
 	sharedAcct := activity.PrefixClientAccount + uuid.NewString()
 	insert(t, []activity.Row{
@@ -327,8 +327,21 @@ func TestAttackCrossTenant(t *testing.T) {
 		row(t, b, shared, sharedAcct, at+1, "2", "planted by B"),
 	})
 	for _, sc := range []struct{ kind, ref string }{{"client", shared}, {"client_account", sharedAcct}} {
-		r := e.do("POST", exportsPath, userB, createBody(sc.kind, sc.ref, aprFrom, aprTo, ""), nil)
-		wantError(t, r, 403, codeForbidden, msgScopeNotCovered, reasonScopeNotCovered)
+		for _, who := range []struct {
+			tok, want, never string
+		}{{userB, "planted by B", secretRef}} {
+			m := e.create(who.tok, createBody(sc.kind, sc.ref, aprFrom, aprTo, ""), map[string]string{"Prefer": "wait=30"})
+			if m["status"] != "ready" || num(t, m["row_count"]) != 1 {
+				t.Fatalf("%s %s: %v", sc.kind, sc.ref, m)
+			}
+			if rs := m["requested_scope"].(map[string]any); rs["kind"] != sc.kind || rs["ref"] != sc.ref {
+				t.Fatalf("requested_scope %v", rs)
+			}
+			d := e.do("GET", exportsPath+"/"+m["id"].(string)+"/download", who.tok, "", nil)
+			if d.status != 200 || !strings.Contains(string(d.body), who.want) || strings.Contains(string(d.body), who.never) {
+				t.Fatalf("%s export of the shared %s: %d %q", sc.kind, sc.ref, d.status, d.body)
+			}
+		}
 	}
 	// Subtree scope on B aimed at A's client and account, and refs of the
 	// wrong kind for the scope.
@@ -429,7 +442,7 @@ func TestAttackPathsAndFilenames(t *testing.T) {
 	}
 	// The stored record's id is what names the file: it is always a
 	// canonical UUID, so no id that could carry a quote, CR or LF reaches it.
-	rec, err := engine.NewRecords(pool).Get(context.Background(), id)
+	rec, err := pg.Store.Get(context.Background(), id)
 	if err != nil || !activity.ValidUUID(rec.ID) {
 		t.Fatalf("record %v %v", rec, err)
 	}

@@ -1,10 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"hash/maphash"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -14,9 +14,6 @@ import (
 	"github.com/exportd/exportd/server/admission"
 	"github.com/exportd/exportd/server/auth"
 )
-
-// idempotencyWindow is how long an Idempotency-Key binds (SPEC §1: 24h).
-const idempotencyWindow = 24 * time.Hour
 
 // create handles POST /operations-activity-exports. Checks run in this
 // order, each failing with its status and nothing after it running:
@@ -73,100 +70,51 @@ func (s *Server) create(ctx *fasthttp.RequestCtx, rq *request) {
 	s.writeJSON(ctx, fasthttp.StatusCreated, toResource(x))
 }
 
-// createOrReplay runs steps 3-8 of create up to the submit.
+// createOrReplay runs steps 3-8 of create up to the submit. Exactly one
+// export per (caller, key) across any number of replicas: the key is
+// claimed by a unique constraint in the transaction that records the
+// export (engine.SubmitWith), and a request that loses the claim starts
+// nothing and gets the winner.
 func (s *Server) createOrReplay(p *auth.Principal, req *createRequest, key string) (*engine.Export, *apiError) {
 	opCtx, cancel := s.opContext()
 	defer cancel()
 	if key == "" {
-		return s.admit(opCtx, p, req)
+		return s.admit(opCtx, p, req, nil)
 	}
-	// One caller's concurrent requests with one key are serialised here;
-	// races between replicas are settled by the earliest binding (bindKey).
-	mu := s.keyLock(p.Subject, key)
-	mu.Lock()
-	defer mu.Unlock()
-	hash := req.hash()
-	x, e := s.replay(opCtx, p, key, hash)
-	if e != nil || x != nil {
-		return x, e
-	}
-	x, e = s.admit(opCtx, p, req)
-	if e != nil {
+	k := &engine.IdempotencyKey{Caller: p.Subject, Key: key, RequestHash: req.hash()}
+	if e := s.allowRead(p); e != nil { // a replay is a read
 		return nil, e
 	}
-	return s.bindKey(opCtx, p, key, hash, x)
-}
-
-var keyLockSeed = maphash.MakeSeed()
-
-func (s *Server) keyLock(caller, key string) *sync.Mutex {
-	h := maphash.String(keyLockSeed, caller+"\x00"+key)
-	return &s.keyLocks[h%uint64(len(s.keyLocks))]
-}
-
-// replay returns the export bound to (caller, key), nil if none.
-func (s *Server) replay(ctx context.Context, p *auth.Principal, key, hash string) (*engine.Export, *apiError) {
-	k, err := s.cfg.Records.GetKey(ctx, p.Subject, key, s.cfg.Now().Add(-idempotencyWindow))
-	if err != nil {
-		return nil, dependencyError(err)
-	}
-	if k == nil {
-		return nil, nil
-	}
-	if k.RequestHash != hash {
+	id, err := s.cfg.Keys.BoundKey(opCtx, k.Caller, k.Key, k.RequestHash)
+	switch {
+	case errors.Is(err, engine.ErrKeyPayloadMismatch):
 		return nil, conflict(reasonKeyPayloadMismatch)
-	}
-	x, err := s.cfg.Engine.Get(ctx, k.ExportID)
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil // the record is gone; treat the key as free
-	}
-	if err != nil {
+	case err != nil:
 		return nil, dependencyError(err)
+	case id != "":
+		x, err := s.cfg.Engine.Get(opCtx, id)
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return nil, dependencyError(err)
+		}
+		if err == nil {
+			return s.replayed(p, x)
+		}
+		// The record is gone (retention) while the key is not: claim anew.
 	}
+	return s.admit(opCtx, p, req, k)
+}
+
+// replayed answers a create whose key is bound to x.
+func (s *Server) replayed(p *auth.Principal, x *engine.Export) (*engine.Export, *apiError) {
 	if !sees(p, x) { // the caller's scopes changed since
 		return nil, scopeNotCovered()
 	}
 	return x, nil
 }
 
-// bindKey records (caller, key) → x and settles a race with another replica:
-// the earliest binding wins and a losing export is cancelled.
-func (s *Server) bindKey(ctx context.Context, p *auth.Principal, key, hash string, x *engine.Export) (*engine.Export, *apiError) {
-	if err := s.cfg.Records.PutKey(ctx, p.Subject, key, hash, x.ID, s.cfg.Now()); err != nil {
-		s.cancelLoser(x.ID)
-		return nil, dependencyError(err)
-	}
-	k, err := s.cfg.Records.GetKey(ctx, p.Subject, key, s.cfg.Now().Add(-idempotencyWindow))
-	if err != nil || k == nil || k.ExportID == x.ID {
-		return x, nil // bound (or unverifiable: the binding was written)
-	}
-	winner, err := s.cfg.Engine.Get(ctx, k.ExportID)
-	if errors.Is(err, engine.ErrNotFound) {
-		return x, nil
-	}
-	s.cancelLoser(x.ID)
-	switch {
-	case err != nil:
-		return nil, dependencyError(err)
-	case k.RequestHash != hash:
-		return nil, conflict(reasonKeyPayloadMismatch)
-	case !sees(p, winner):
-		return nil, scopeNotCovered()
-	}
-	return winner, nil
-}
-
-func (s *Server) cancelLoser(id string) {
-	ctx, cancel := s.opContext()
-	defer cancel()
-	if _, err := s.cfg.Engine.Cancel(ctx, id); err != nil && !errors.Is(err, engine.ErrNotCancellable) {
-		s.log.Warn("cancel export that lost an idempotency race", zap.String("export_id", id), zap.Error(err))
-	}
-}
-
 // admit runs steps 4-8 of create: draining, rate limit, admissibility,
-// coverage, submit.
-func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createRequest) (*engine.Export, *apiError) {
+// coverage, submit (claiming key, if any).
+func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createRequest, key *engine.IdempotencyKey) (*engine.Export, *apiError) {
 	if s.cfg.Engine.Draining() {
 		return nil, unavailable(reasonShuttingDown, nil)
 	}
@@ -183,27 +131,11 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	if req.From.After(now) {
 		return nil, notAdmissible(reasonRangeFuture)
 	}
-	enterprise, client := req.Ref, ""
-	if req.Kind != engine.KindEnterprise {
-		var err error
-		enterprise, client, err = s.cfg.Records.ResolveScope(ctx, req.Kind, req.Ref)
-		if errors.Is(err, engine.ErrAmbiguousScope) {
-			e := scopeNotCovered()
-			e.cause = err
-			return nil, e
-		}
-		if err != nil {
-			return nil, dependencyError(err)
-		}
+	enterprise, client, e := s.resolve(ctx, p, req.Kind, req.Ref)
+	if e != nil {
+		return nil, e
 	}
-	if !covers(p, req.Kind, req.Ref, enterprise, client) {
-		return nil, scopeNotCovered()
-	}
-	permit, aerr := s.acquire(ctx)
-	if aerr != nil {
-		return nil, aerr
-	}
-	x, err := s.cfg.Engine.SubmitWith(ctx, &engine.Export{
+	x := &engine.Export{
 		Format:        req.Format,
 		Compression:   req.Compression,
 		DateFrom:      req.DateFrom,
@@ -213,14 +145,130 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 		EnterpriseRef: enterprise,
 		ClientRef:     client,
 		GeneratedBy:   p.Subject,
-	}, func(x *engine.Export, elapsed time.Duration) { permit.Release(outcome(x, elapsed)) })
-	if errors.Is(err, engine.ErrShuttingDown) {
-		return nil, unavailable(reasonShuttingDown, err)
+		Options:       req.Options,
 	}
-	if err != nil {
+	// The export needs ClickHouse: say so now (503, not a 201 whose export
+	// then fails upstream_error). With a row cap, the planned count (one
+	// count query on the sort key) also refuses up front an export already
+	// over EXPORTD_MAX_ROWS.
+	if max := s.cfg.Engine.MaxRows(); max > 0 {
+		rows, err := s.cfg.Engine.PlanRows(ctx, x)
+		if err != nil {
+			return nil, dependencyError(err)
+		}
+		if rows > max {
+			return nil, notAdmissible(reasonRowLimit)
+		}
+	} else if err := s.cfg.Scopes.Ping(ctx); err != nil {
 		return nil, dependencyError(err)
 	}
+	// A running slot is taken now unless the enterprise already holds its
+	// share here (EXPORTD_MAX_EXPORTS_PER_ENTERPRISE): its further exports
+	// wait pending, slot-less, and start in turn, so one tenant's backlog
+	// never holds the slots (or the admission queue) other tenants need.
+	var slot engine.Slot
+	if s.cfg.Admission != nil && s.cfg.Engine.ClaimShare(enterprise) {
+		permit, aerr := s.acquire(ctx)
+		if aerr != nil {
+			s.cfg.Engine.ReturnShare(enterprise)
+			return nil, aerr
+		}
+		slot = PermitSlot(permit)
+	}
+	x, created, err := s.cfg.Engine.SubmitWith(ctx, x, key, slot)
+	switch {
+	case errors.Is(err, engine.ErrShuttingDown):
+		return nil, unavailable(reasonShuttingDown, err)
+	case errors.Is(err, engine.ErrKeyPayloadMismatch):
+		return nil, conflict(reasonKeyPayloadMismatch)
+	case errors.Is(err, engine.ErrTooManyPending):
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.RateLimited.Inc()
+		}
+		return nil, rateLimited(s.pendingRetryMs())
+	case errors.Is(err, engine.ErrNotFound):
+		// Bound to an export whose record is gone: answer as if the key
+		// had been seen bound to nothing a moment ago; a retry claims it.
+		return nil, unavailable(reasonServiceUnavailable, err)
+	case err != nil:
+		return nil, dependencyError(err)
+	case !created:
+		return s.replayed(p, x)
+	}
 	return x, nil
+}
+
+// resolve finds the enterprise (and, for an account, the client) a client
+// or account scope is exported under (SPEC §6): the enterprise of the
+// caller's covering scope. Rows of other enterprises may name the same
+// client; they are never exported to this caller, and do not make the
+// scope ambiguous. When the caller's scopes cover the scope under several
+// enterprises (a token naming the client itself, or subtrees of two
+// enterprises that both name it), the first by ref is taken: deterministic,
+// and within what the caller may see. 403 only when no scope of the caller
+// covers it under any enterprise.
+func (s *Server) resolve(ctx context.Context, p *auth.Principal, kind, ref string) (enterprise, client string, e *apiError) {
+	if kind == engine.KindEnterprise {
+		if !covers(p, kind, ref, ref, "") {
+			return "", "", scopeNotCovered()
+		}
+		return ref, "", nil
+	}
+	parents, err := s.cfg.Scopes.ScopeParents(ctx, kind, ref)
+	if err != nil {
+		return "", "", dependencyError(err)
+	}
+	if len(parents) == 0 { // no activity: an empty export, if the caller names the scope
+		if !covers(p, kind, ref, "", "") {
+			return "", "", scopeNotCovered()
+		}
+		return "", "", nil
+	}
+	slices.SortFunc(parents, func(a, b [2]string) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	for _, pr := range parents {
+		c := ""
+		if kind == engine.KindClientAccount {
+			c = pr[1]
+		}
+		if covers(p, kind, ref, pr[0], c) {
+			return pr[0], c, nil
+		}
+	}
+	return "", "", scopeNotCovered()
+}
+
+// pendingRetryMs is the retry hint of a create refused because its
+// enterprise has its maximum of pending exports: the admission controller's
+// estimate of a slot's wait when it has one, else 5 s.
+func (s *Server) pendingRetryMs() int64 {
+	if s.cfg.Admission != nil {
+		if d := s.cfg.Admission.RetryAfter(); d > 0 {
+			return d.Milliseconds()
+		}
+	}
+	return 5000
+}
+
+// PermitSlot makes an admission permit an engine running slot.
+func PermitSlot(p *admission.Permit) engine.Slot {
+	return engine.SlotFunc(func(x *engine.Export, elapsed time.Duration) { p.Release(outcome(x, elapsed)) })
+}
+
+// AdmissionSlots makes the admission limiter the engine's slot source:
+// pending exports that took no permit at create take one (without
+// queueing) when their turn comes.
+func AdmissionSlots(l *admission.Limiter) engine.SlotSource { return limiterSlots{l} }
+
+type limiterSlots struct{ l *admission.Limiter }
+
+func (s limiterSlots) TryAcquire() (engine.Slot, bool) {
+	p, ok := s.l.TryAcquire()
+	if !ok {
+		return nil, false
+	}
+	return PermitSlot(p), true
 }
 
 // acquire takes an admission permit (nil without admission control): at

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -30,6 +32,8 @@ type createRequest struct {
 	// without trailing fractional zeros: what the resource shows.
 	DateFrom, DateTo string
 	Kind, Ref        string
+	// Options are the SPEC §7 settings, validated; unset ones are zero.
+	Options engine.Options
 }
 
 // Field paths used in details.field.
@@ -42,6 +46,12 @@ const (
 	fieldScope       = "requested_scope"
 	fieldKind        = "requested_scope.kind"
 	fieldRef         = "requested_scope.ref"
+	fieldColumns     = engine.FieldColumns
+	fieldFamilies    = engine.FieldFamilies
+	fieldStatuses    = engine.FieldStatuses
+	fieldCurrencies  = engine.FieldCurrencies
+	fieldTimeZone    = engine.FieldTimeZone
+	fieldCSVBOM      = engine.FieldCSVBOM
 )
 
 // decodeCreate strictly decodes and validates a create body. It is pure and
@@ -55,12 +65,16 @@ const (
 //     filter_criteria and requested_scope, in document order → unknown_field;
 //  4. a required member absent (format, filter_criteria and its two dates,
 //     requested_scope and its kind and ref, in that order) → missing_required_field;
-//  5. a member of the wrong JSON type, null included → invalid_field_value;
-//  6. values, in schema order: format not "csv" → unsupported_format;
-//     dates not RFC 3339 UTC → invalid_timestamp; from after to →
-//     invalid_date_range; kind not a known kind or ref not a scope ref →
-//     invalid_field_value; kind and ref prefix disagreeing → invalid_scope;
-//     compression not none/gzip/zstd → invalid_field_value.
+//  5. a member of the wrong JSON type, null included → invalid_field_value
+//     (columns and the filter sets are arrays of strings, time_zone a
+//     string, csv_bom a boolean);
+//  6. values, in schema order: format not csv/jsonl/parquet →
+//     unsupported_format; dates not RFC 3339 UTC → invalid_timestamp; from
+//     after to → invalid_date_range; kind not a known kind or ref not a
+//     scope ref → invalid_field_value; kind and ref prefix disagreeing →
+//     invalid_scope; compression not none/gzip/zstd → invalid_field_value;
+//     then the SPEC §7 options (engine.Options.Invalid: columns, families,
+//     statuses, currencies, time_zone, csv_bom) → invalid_field_value.
 //
 // Member names are case-sensitive. details.field names the member by its
 // dotted path.
@@ -74,12 +88,14 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 	}
 
 	// 3. Unknown members.
-	if e := onlyKnown(root, "", fieldFormat, fieldCompression, fieldFilter, fieldScope); e != nil {
+	if e := onlyKnown(root, "", fieldFormat, fieldCompression, fieldFilter, fieldScope,
+		fieldColumns, fieldTimeZone, fieldCSVBOM); e != nil {
 		return nil, e
 	}
 	filter, scope := root.get(fieldFilter), root.get(fieldScope)
 	if filter != nil && filter.kind == jObject {
-		if e := onlyKnown(filter, fieldFilter+".", "date_from_utc", "date_to_utc"); e != nil {
+		if e := onlyKnown(filter, fieldFilter+".", "date_from_utc", "date_to_utc",
+			"families", "statuses", "currencies"); e != nil {
 			return nil, e
 		}
 	}
@@ -118,6 +134,11 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 		}
 	}
 	compression := root.get(fieldCompression)
+	columns, zone, bom := root.get(fieldColumns), root.get(fieldTimeZone), root.get(fieldCSVBOM)
+	var families, statuses, currencies *jsonValue
+	if filter.kind == jObject {
+		families, statuses, currencies = filter.get("families"), filter.get("statuses"), filter.get("currencies")
+	}
 
 	// 5. Types.
 	for _, c := range []struct {
@@ -133,15 +154,28 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 		{kind, jString, fieldKind},
 		{ref, jString, fieldRef},
 		{compression, jString, fieldCompression},
+		{columns, jArray, fieldColumns},
+		{families, jArray, fieldFamilies},
+		{statuses, jArray, fieldStatuses},
+		{currencies, jArray, fieldCurrencies},
+		{zone, jString, fieldTimeZone},
+		{bom, jBool, fieldCSVBOM},
 	} {
 		if c.v != nil && c.v.kind != c.want {
 			return nil, invalid(reasonInvalidValue, c.field)
+		}
+		if c.v != nil && c.want == jArray {
+			for _, e := range c.v.elems {
+				if e.kind != jString {
+					return nil, invalid(reasonInvalidValue, c.field)
+				}
+			}
 		}
 	}
 
 	// 6. Values.
 	r := &createRequest{Format: format.str, Compression: engine.CompressionNone, Kind: kind.str, Ref: ref.str}
-	if r.Format != "csv" {
+	if !engine.ValidFormat(r.Format) {
 		return nil, invalid(reasonUnsupportedFormat, fieldFormat)
 	}
 	if r.From, err = activity.ParseTimestamp(from.str); err != nil {
@@ -172,19 +206,80 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 			return nil, invalid(reasonInvalidValue, fieldCompression)
 		}
 	}
+	r.Options = engine.Options{
+		Columns:    stringList(columns),
+		Families:   stringList(families),
+		Statuses:   stringList(statuses),
+		Currencies: stringList(currencies),
+	}
+	if zone != nil {
+		r.Options.TimeZone = zone.str
+	}
+	if bom != nil {
+		r.Options.CSVBOM = bom.b
+	}
+	field := r.Options.Invalid(r.Format)
+	if zone != nil && zone.str == "" && (field == "" || field == fieldCSVBOM) {
+		field = fieldTimeZone // "" is Options' "absent", never a zone name
+	}
+	if field != "" {
+		return nil, invalid(reasonInvalidValue, field)
+	}
 	return r, nil
+}
+
+// stringList returns the elements of a JSON array of strings (type-checked
+// before); nil for an absent member, an empty non-nil slice for [].
+func stringList(v *jsonValue) []string {
+	if v == nil {
+		return nil
+	}
+	out := make([]string, len(v.elems))
+	for i, e := range v.elems {
+		out[i] = e.str
+	}
+	return out
 }
 
 // hash is the idempotency fingerprint of the request: a SHA-256 over its
 // normalised form, so that bodies differing only in member order,
-// whitespace, escapes, an explicit default compression or an equivalent
-// timestamp spelling ("+00:00" for "Z", trailing fractional zeros) count as
-// the same request.
+// whitespace, escapes, an explicit default (compression, columns, time
+// zone, csv_bom) or an equivalent timestamp spelling ("+00:00" for "Z",
+// trailing fractional zeros) count as the same request. The §7 options
+// enter only when not the default, each as a tagged line, so a request
+// without them keeps the fingerprint it had before they existed (keys
+// claimed across an upgrade still replay). Filter sets keep their order:
+// the resource echoes them as given.
 func (r *createRequest) hash() string {
 	h := sha256.New()
-	for _, s := range []string{"v1", r.Format, r.Compression, r.DateFrom, r.DateTo, r.Kind, r.Ref} {
+	line := func(s string) {
 		h.Write([]byte(s))
 		h.Write([]byte{'\n'})
+	}
+	for _, s := range []string{"v1", r.Format, r.Compression, r.DateFrom, r.DateTo, r.Kind, r.Ref} {
+		line(s)
+	}
+	o := &r.Options
+	set := func(tag string, vs []string) {
+		if vs == nil {
+			return
+		}
+		line(tag + "=" + strconv.Itoa(len(vs)))
+		for _, v := range vs {
+			line(v) // values hold no LF (validated), so lines stay unambiguous
+		}
+	}
+	if o.Columns != nil && !slices.Equal(o.Columns, activity.Columns[:]) {
+		set("columns", o.Columns)
+	}
+	set("families", o.Families)
+	set("statuses", o.Statuses)
+	set("currencies", o.Currencies)
+	if z := o.ZoneName(); z != engine.DefaultTimeZone {
+		line("time_zone=" + z)
+	}
+	if o.CSVBOM {
+		line("csv_bom=true")
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -230,12 +325,13 @@ const (
 )
 
 // jsonValue is a parsed JSON value: enough of it to validate a schema.
-// Array elements and scalar values other than strings are checked for
-// well-formedness but not kept.
+// Numbers are checked for well-formedness but not kept.
 type jsonValue struct {
 	kind    jsonKind
 	str     string
+	b       bool         // booleans
 	members []jsonMember // objects, in document order
+	elems   []*jsonValue // arrays, in order
 }
 
 type jsonMember struct {
@@ -294,7 +390,7 @@ func parseFrom(dec *json.Decoder, tok json.Token, depth int) (*jsonValue, error)
 	case nil:
 		return &jsonValue{kind: jNull}, nil
 	case bool:
-		return &jsonValue{kind: jBool}, nil
+		return &jsonValue{kind: jBool, b: t}, nil
 	case json.Number:
 		return &jsonValue{kind: jNumber}, nil
 	case string:
@@ -331,15 +427,18 @@ func parseFrom(dec *json.Decoder, tok json.Token, depth int) (*jsonValue, error)
 			}
 			return v, nil
 		case '[':
+			v := &jsonValue{kind: jArray}
 			for dec.More() {
-				if _, err := parseValue(dec, depth+1); err != nil {
+				ev, err := parseValue(dec, depth+1)
+				if err != nil {
 					return nil, err
 				}
+				v.elems = append(v.elems, ev)
 			}
 			if _, err := dec.Token(); err != nil { // ']'
 				return nil, err
 			}
-			return &jsonValue{kind: jArray}, nil
+			return v, nil
 		}
 	}
 	return nil, errors.New("unexpected JSON token")

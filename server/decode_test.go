@@ -1,8 +1,13 @@
 package server
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/activity"
 )
 
 const (
@@ -42,6 +47,85 @@ func TestDecodeCreateValid(t *testing.T) {
 	if e != nil || r4.DateFrom != "2026-04-01T00:00:00.1234Z" {
 		t.Fatalf("fractional: %+v %v", r4, e)
 	}
+}
+
+func TestDecodeCreateOptions(t *testing.T) {
+	body := func(format, extra, filters string) []byte {
+		return []byte(`{"format": "` + format + `", "filter_criteria": {` + filters + `"date_from_utc": "2026-04-01T00:00:00Z",
+ "date_to_utc": "2026-04-30T23:59:59Z"}, "requested_scope": {"kind": "enterprise", "ref": "` + tEnt + `"}` + extra + `}`)
+	}
+	decode := func(b []byte) *createRequest {
+		t.Helper()
+		r, e := decodeCreate(b)
+		if e != nil {
+			t.Fatalf("%s: %v", b, e)
+		}
+		return r
+	}
+	base := decode(body("csv", "", ""))
+	if !slices.Equal(base.Options.ColumnNames(), activity.Columns[:]) || base.Options.ZoneName() != "UTC" ||
+		base.Options.CSVBOM || base.Options.Families != nil || base.Options.Columns != nil {
+		t.Fatalf("defaults: %+v", base.Options)
+	}
+	full := decode(body("csv", `, "columns": ["reference", "amount", "occurred_at_utc"], "time_zone": "Europe/Paris", "csv_bom": true`,
+		`"families": ["deposit", "on_ramp"], "statuses": ["settled"], "currencies": ["USDC", "EUR"], `))
+	want := engine.Options{Columns: []string{"reference", "amount", "occurred_at_utc"}, Families: []string{"deposit", "on_ramp"},
+		Statuses: []string{"settled"}, Currencies: []string{"USDC", "EUR"}, TimeZone: "Europe/Paris", CSVBOM: true}
+	if !equalOptions(full.Options, want) {
+		t.Fatalf("decoded %+v, want %+v", full.Options, want)
+	}
+	// Explicit defaults are the same request; any non-default is another.
+	same := []string{
+		`, "columns": [` + allColumnsJSON + `]`,
+		`, "time_zone": "UTC"`,
+		`, "csv_bom": false`,
+		`, "columns": [` + allColumnsJSON + `], "time_zone": "UTC", "csv_bom": false`,
+	}
+	for _, extra := range same {
+		if r := decode(body("csv", extra, "")); r.hash() != base.hash() {
+			t.Errorf("%s: hash differs from the defaults", extra)
+		}
+	}
+	seen := map[string]string{base.hash(): "base", full.hash(): "full"}
+	for _, c := range []struct{ format, extra, filters string }{
+		{"csv", `, "columns": ["amount"]`, ""},
+		{"csv", `, "columns": ["currency"]`, ""},
+		{"csv", `, "columns": ["amount", "currency"]`, ""},
+		{"csv", `, "columns": ["currency", "amount"]`, ""},
+		{"csv", `, "time_zone": "Europe/Paris"`, ""},
+		{"csv", `, "time_zone": "Etc/UTC"`, ""},
+		{"csv", `, "csv_bom": true`, ""},
+		{"csv", "", `"families": ["deposit"], `},
+		{"csv", "", `"statuses": ["settled"], `},
+		{"csv", "", `"currencies": ["deposit"], `},
+		{"csv", "", `"families": ["deposit", "on_ramp"], `},
+		{"csv", "", `"families": ["on_ramp", "deposit"], `},
+		{"jsonl", "", ""},
+		{"parquet", "", ""},
+		{"parquet", `, "time_zone": "UTC"`, ""}, // the default zone: the same request as parquet alone
+	} {
+		r := decode(body(c.format, c.extra, c.filters))
+		h := r.hash()
+		if c.format == "parquet" && c.extra != "" {
+			if prev, ok := seen[h]; !ok || prev != "parquet" {
+				t.Errorf("parquet with time_zone UTC must hash as parquet alone, got %q", prev)
+			}
+			continue
+		}
+		name := c.format + c.extra + c.filters
+		if c.format == "parquet" {
+			name = "parquet"
+		}
+		if prev, ok := seen[h]; ok {
+			t.Errorf("%s hashes as %s", name, prev)
+		}
+		seen[h] = name
+	}
+}
+
+func equalOptions(a, b engine.Options) bool {
+	return slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Families, b.Families) && slices.Equal(a.Statuses, b.Statuses) &&
+		slices.Equal(a.Currencies, b.Currencies) && a.TimeZone == b.TimeZone && a.CSVBOM == b.CSVBOM
 }
 
 // createErrorCase is a create body and the 400 reason and field it must get.
@@ -103,7 +187,63 @@ func createErrorCases() []createErrorCase {
 		{"ref uppercase", repl(tEnt, strings.ToUpper(tEnt)), reasonInvalidValue, "requested_scope.ref"},
 		{"kind ref mismatch", repl(tEnt, tClient), reasonInvalidScope, "requested_scope"},
 		{"compression brotli", repl(`"none"`, `"br"`), reasonInvalidValue, "compression"},
+		// SPEC §7 options.
+		{"unknown option", repl(`"compression": "none"`, `"compression": "none", "timezone": "UTC"`), reasonUnknownField, "timezone"},
+		{"unknown filter", repl(`"date_from_utc"`, `"types": ["deposit"], "date_from_utc"`), reasonUnknownField, "filter_criteria.types"},
+		{"columns string", repl(`"compression": "none"`, `"columns": "amount"`), reasonInvalidValue, "columns"},
+		{"columns null", repl(`"compression": "none"`, `"columns": null`), reasonInvalidValue, "columns"},
+		{"columns number element", repl(`"compression": "none"`, `"columns": ["amount", 1]`), reasonInvalidValue, "columns"},
+		{"columns empty", repl(`"compression": "none"`, `"columns": []`), reasonInvalidValue, "columns"},
+		{"columns unknown", repl(`"compression": "none"`, `"columns": ["amount", "balance"]`), reasonInvalidValue, "columns"},
+		{"columns case", repl(`"compression": "none"`, `"columns": ["Amount"]`), reasonInvalidValue, "columns"},
+		{"columns repeated", repl(`"compression": "none"`, `"columns": ["amount", "currency", "amount"]`), reasonInvalidValue, "columns"},
+		{"columns 18", repl(`"compression": "none"`, `"columns": [`+allColumnsJSON+`, "amount"]`), reasonInvalidValue, "columns"},
+		{"families empty", repl(`"date_from_utc"`, `"families": [], "date_from_utc"`), reasonInvalidValue, "filter_criteria.families"},
+		{"families unknown", repl(`"date_from_utc"`, `"families": ["deposit", "refund"], "date_from_utc"`), reasonInvalidValue, "filter_criteria.families"},
+		{"families repeated", repl(`"date_from_utc"`, `"families": ["deposit", "deposit"], "date_from_utc"`), reasonInvalidValue, "filter_criteria.families"},
+		{"families object", repl(`"date_from_utc"`, `"families": {"deposit": true}, "date_from_utc"`), reasonInvalidValue, "filter_criteria.families"},
+		{"families null element", repl(`"date_from_utc"`, `"families": [null], "date_from_utc"`), reasonInvalidValue, "filter_criteria.families"},
+		{"statuses unknown", repl(`"date_from_utc"`, `"statuses": ["done"], "date_from_utc"`), reasonInvalidValue, "filter_criteria.statuses"},
+		{"statuses null", repl(`"date_from_utc"`, `"statuses": null, "date_from_utc"`), reasonInvalidValue, "filter_criteria.statuses"},
+		{"currencies empty", repl(`"date_from_utc"`, `"currencies": [], "date_from_utc"`), reasonInvalidValue, "filter_criteria.currencies"},
+		{"currencies blank", repl(`"date_from_utc"`, `"currencies": [""], "date_from_utc"`), reasonInvalidValue, "filter_criteria.currencies"},
+		{"currencies space", repl(`"date_from_utc"`, `"currencies": ["US D"], "date_from_utc"`), reasonInvalidValue, "filter_criteria.currencies"},
+		{"currencies too long", repl(`"date_from_utc"`, `"currencies": ["ABCDEFGHIJKLMNOPQ"], "date_from_utc"`), reasonInvalidValue, "filter_criteria.currencies"},
+		{"currencies 51", repl(`"date_from_utc"`, `"currencies": [`+currencies(51)+`], "date_from_utc"`), reasonInvalidValue, "filter_criteria.currencies"},
+		{"currencies repeated", repl(`"date_from_utc"`, `"currencies": ["USDC", "EUR", "USDC"], "date_from_utc"`), reasonInvalidValue, "filter_criteria.currencies"},
+		{"time zone unknown", repl(`"compression": "none"`, `"time_zone": "Mars/Olympus"`), reasonInvalidValue, "time_zone"},
+		{"time zone empty", repl(`"compression": "none"`, `"time_zone": ""`), reasonInvalidValue, "time_zone"},
+		{"time zone local", repl(`"compression": "none"`, `"time_zone": "Local"`), reasonInvalidValue, "time_zone"},
+		{"time zone path", repl(`"compression": "none"`, `"time_zone": "../../etc/passwd"`), reasonInvalidValue, "time_zone"},
+		{"time zone number", repl(`"compression": "none"`, `"time_zone": 2`), reasonInvalidValue, "time_zone"},
+		{"time zone parquet", strings.Replace(repl(`"compression": "none"`, `"time_zone": "Europe/Paris"`), `"csv"`, `"parquet"`, 1), reasonInvalidValue, "time_zone"},
+		{"bom string", repl(`"compression": "none"`, `"csv_bom": "true"`), reasonInvalidValue, "csv_bom"},
+		{"bom null", repl(`"compression": "none"`, `"csv_bom": null`), reasonInvalidValue, "csv_bom"},
+		{"bom jsonl", strings.Replace(repl(`"compression": "none"`, `"csv_bom": true`), `"csv"`, `"jsonl"`, 1), reasonInvalidValue, "csv_bom"},
+		{"bom parquet", strings.Replace(repl(`"compression": "none"`, `"csv_bom": true`), `"csv"`, `"parquet"`, 1), reasonInvalidValue, "csv_bom"},
+		{"format ndjson", repl(`"csv"`, `"ndjson"`), reasonUnsupportedFormat, "format"},
+		// Order: the type check (5) comes before values (6); columns before filters.
+		{"bad format before options", strings.Replace(repl(`"compression": "none"`, `"columns": ["x"]`), `"csv"`, `"xml"`, 1), reasonUnsupportedFormat, "format"},
+		{"columns before families", strings.Replace(repl(`"compression": "none"`, `"columns": ["x"]`), `"date_from_utc"`, `"families": [], "date_from_utc"`, 1), reasonInvalidValue, "columns"},
+		{"option type before values", strings.Replace(repl(`"compression": "none"`, `"columns": ["x"]`), `"date_from_utc"`, `"families": "deposit", "date_from_utc"`, 1), reasonInvalidValue, "filter_criteria.families"},
 	}
+}
+
+// allColumnsJSON is the 17 column names as JSON array elements.
+const allColumnsJSON = `"occurred_at_utc", "activity_id", "operation_id", "family", "status", "enterprise_ref", "client_ref",
+ "account_ref", "counterparty_ref", "currency", "amount", "fee_currency", "fee_amount", "settled_at_utc", "initiated_by",
+ "failure_reason", "reference"`
+
+// currencies returns n distinct currency codes as JSON array elements.
+func currencies(n int) string {
+	var sb strings.Builder
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(`"C` + strconv.Itoa(i) + `"`)
+	}
+	return sb.String()
 }
 
 func TestDecodeCreateErrors(t *testing.T) {
@@ -140,7 +280,7 @@ func FuzzDecodeCreate(f *testing.F) {
 			return
 		}
 		// An accepted request is fully valid and re-decodes to itself.
-		if r.Format != "csv" || r.From.After(r.To) || r.DateFrom == "" || r.DateTo == "" {
+		if !engine.ValidFormat(r.Format) || r.Options.Invalid(r.Format) != "" || r.From.After(r.To) || r.DateFrom == "" || r.DateTo == "" {
 			t.Fatalf("accepted invalid request %+v", r)
 		}
 	})

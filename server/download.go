@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,17 +18,6 @@ import (
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/server/auth"
 )
-
-// contentType returns the download media type of a compression (SPEC §1).
-func contentType(compression string) string {
-	switch compression {
-	case engine.CompressionGzip:
-		return "application/gzip"
-	case engine.CompressionZstd:
-		return "application/zstd"
-	}
-	return "text/csv; charset=utf-8"
-}
 
 // download handles GET /operations-activity-exports/{id}/download.
 //
@@ -42,7 +32,7 @@ func contentType(compression string) string {
 func (s *Server) download(ctx *fasthttp.RequestCtx, rq *request, id string) {
 	opCtx, cancel := s.opContext()
 	defer cancel()
-	_, x, e := s.lookup(opCtx, ctx, rq, id, auth.CapRead)
+	p, x, e := s.lookup(opCtx, ctx, rq, id, auth.CapRead)
 	if e != nil {
 		s.fail(ctx, rq, e)
 		return
@@ -68,6 +58,20 @@ func (s *Server) download(ctx *fasthttp.RequestCtx, rq *request, id string) {
 		return
 	}
 
+	// Concurrent downloads are bounded per caller and in all: each holds a
+	// goroutine, buffers and an open file or S3 stream for as long as the
+	// client reads.
+	release, ok := s.downloads.acquire(p.Subject)
+	if !ok {
+		s.fail(ctx, rq, rateLimited(1000))
+		return
+	}
+	streaming := false
+	defer func() {
+		if !streaming {
+			release()
+		}
+	}()
 	obj, err := s.cfg.Store.Open(opCtx, x.ObjectName())
 	if errors.Is(err, storage.ErrNotFound) {
 		if !x.ExpiresAt.IsZero() && !s.cfg.Now().Before(x.ExpiresAt) { // expired meanwhile
@@ -108,9 +112,9 @@ func (s *Server) download(ctx *fasthttp.RequestCtx, rq *request, id string) {
 		}
 	}
 	ctx.SetStatusCode(status)
-	ctx.SetContentType(contentType(x.Compression))
+	ctx.SetContentType(engine.ContentType(x.Format, x.Compression))
 	h.Set(fasthttp.HeaderContentDisposition,
-		`attachment; filename="operations-activity-`+x.ID+engine.Extension(x.Compression)+`"`)
+		`attachment; filename="operations-activity-`+x.ID+engine.Extension(x.Format, x.Compression)+`"`)
 
 	// The stream, not this handler, ends the request: it logs when fasthttp
 	// closes it. Take over the write deadline (see the package comment).
@@ -118,7 +122,10 @@ func (s *Server) download(ctx *fasthttp.RequestCtx, rq *request, id string) {
 	snapshot := *rq
 	snapshot.status = status
 	st := &objectStream{r: io.NewSectionReader(obj, off, n), obj: obj, want: n, conn: ctx.Conn(),
-		stall: s.cfg.DownloadStallTimeout, done: func(sent int64, complete bool) {
+		stall: s.cfg.DownloadStallTimeout, window: s.cfg.DownloadRateWindow,
+		minPerWindow: int64(float64(s.cfg.DownloadMinRate) * s.cfg.DownloadRateWindow.Seconds()),
+		done: func(sent int64, complete bool) {
+			release()
 			if !complete {
 				s.log.Info("download ended early", zap.String("request_id", snapshot.id),
 					zap.String("export_id", snapshot.exportID), zap.Int64("sent", sent), zap.Int64("want", n))
@@ -128,7 +135,39 @@ func (s *Server) download(ctx *fasthttp.RequestCtx, rq *request, id string) {
 	if err := ctx.SetWriteDeadline(time.Now().Add(s.cfg.DownloadStallTimeout)); err != nil {
 		st.conn = nil // no deadline control (e.g. a test connection): rely on the server's
 	}
+	streaming = true
 	ctx.SetBodyStream(st, int(n))
+}
+
+// downloadSlots bounds concurrent downloads per caller and in all.
+type downloadSlots struct {
+	mu        sync.Mutex
+	perCaller int
+	total     int
+	byCaller  map[string]int
+	all       int
+}
+
+// acquire takes a slot for caller; release returns it (once).
+func (d *downloadSlots) acquire(caller string) (release func(), ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.all >= d.total || d.byCaller[caller] >= d.perCaller {
+		return nil, false
+	}
+	d.all++
+	d.byCaller[caller]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.all--
+			if d.byCaller[caller]--; d.byCaller[caller] <= 0 {
+				delete(d.byCaller, caller)
+			}
+		})
+	}, true
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 §13.1.2)
@@ -162,18 +201,41 @@ type objectStream struct {
 	want  int64
 	conn  net.Conn
 	stall time.Duration
-	done  func(sent int64, complete bool)
+	// A reader that takes fewer than minPerWindow bytes in a window is
+	// cut off: the stall deadline alone lets a client that reads a few
+	// bytes a minute hold the download for days.
+	window       time.Duration
+	minPerWindow int64
+	done         func(sent int64, complete bool)
 
-	sent   int64
-	closed atomic.Bool
+	sent        int64
+	windowStart time.Time
+	windowSent  int64
+	closed      atomic.Bool
 }
 
+// errTooSlow ends a download whose reader stays under the minimum rate.
+var errTooSlow = errors.New("download below the minimum rate")
+
 func (o *objectStream) Read(p []byte) (int, error) {
+	now := time.Now()
+	if o.minPerWindow > 0 {
+		switch {
+		case o.windowStart.IsZero():
+			o.windowStart = now
+		case now.Sub(o.windowStart) >= o.window:
+			if o.windowSent < o.minPerWindow {
+				return 0, errTooSlow
+			}
+			o.windowStart, o.windowSent = now, 0
+		}
+	}
 	if o.conn != nil {
-		_ = o.conn.SetWriteDeadline(time.Now().Add(o.stall))
+		_ = o.conn.SetWriteDeadline(now.Add(o.stall))
 	}
 	n, err := o.r.Read(p)
 	o.sent += int64(n)
+	o.windowSent += int64(n)
 	return n, err
 }
 

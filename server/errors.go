@@ -1,18 +1,12 @@
 package server
 
 import (
-	"context"
-	sqldriver "database/sql/driver"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
-	"github.com/ClickHouse/ch-go"
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/valyala/fasthttp"
 
-	"github.com/exportd/exportd/engine/source"
+	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/chconn"
 )
 
 // Error codes and messages of SPEC §1. The messages of the seed are binding
@@ -80,6 +74,7 @@ const (
 
 	reasonRangeTooLong = "date_range_too_long"
 	reasonRangeFuture  = "date_range_in_future"
+	reasonRowLimit     = "row_limit_exceeded"
 
 	reasonServiceUnavailable = "service_temporarily_unavailable"
 	reasonShuttingDown       = "shutting_down"
@@ -184,36 +179,14 @@ func internalError(cause error) *apiError {
 	return &apiError{status: fasthttp.StatusInternalServerError, code: codeInternal, message: msgInternal, cause: cause}
 }
 
-// dependencyError maps an error of ClickHouse or storage met while serving
-// a request (SPEC §6): unreachable → 503 service_temporarily_unavailable,
-// anything else → 502 upstream_error. Never a 500 for a dependency's fault.
+// dependencyError maps an error of ClickHouse, PostgreSQL or storage met
+// while serving a request (SPEC §6): unreachable (ClickHouse by
+// chconn.Unreachable, the control plane by engine.ErrControlPlaneUnavailable)
+// → 503 service_temporarily_unavailable with retry_after_ms, anything else
+// → 502 upstream_error. Never a 500 for a dependency's fault.
 func dependencyError(err error) *apiError {
-	if unreachable(err) {
+	if errors.Is(err, engine.ErrControlPlaneUnavailable) || chconn.Unreachable(err) {
 		return unavailable(reasonServiceUnavailable, err)
 	}
 	return upstream(err)
-}
-
-// unreachable reports whether err means the dependency could not be reached
-// (or did not answer in time), as opposed to answering with an error.
-func unreachable(err error) bool {
-	if errors.Is(err, source.ErrUnavailable) {
-		return true
-	}
-	// A server exception is an answer, whatever it says.
-	var chgo *ch.Exception
-	var chpool *clickhouse.Exception
-	if errors.As(err, &chgo) || errors.As(err, &chpool) {
-		return false
-	}
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, clickhouse.ErrAcquireConnTimeout), errors.Is(err, sqldriver.ErrBadConn),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	return false
 }

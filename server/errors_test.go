@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -14,11 +15,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest/chlocal"
@@ -397,7 +400,7 @@ func TestIdempotency(t *testing.T) {
 		}
 	}
 	// After the window the key is free again.
-	e.clock.advance(idempotencyWindow + time.Minute)
+	ageKeys(t, user, pgstore.KeyWindow+time.Minute)
 	if e.create(tok, body, key)["id"] == id {
 		t.Fatal("key replayed after 24h")
 	}
@@ -478,12 +481,54 @@ func TestClickHouseUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer deadPool.Close()
-	e := newEnv(t, envOptions{records: engine.NewRecords(deadPool), reader: source.New(dead, source.Options{}), noStart: true})
+	e := newEnv(t, envOptions{scopes: engine.NewScopes(deadPool), reader: source.New(dead, source.Options{})})
+	a := newTenant()
+	tok := e.token(newUser(), capsAll, a.ent+":subtree")
+	// Creates need ClickHouse; reads of the control plane do not.
+	for _, r := range []*response{
+		e.do("POST", exportsPath, tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), nil),
+		e.do("POST", exportsPath, tok, createBody("client", a.client, aprFrom, aprTo, ""), nil),
+		e.do("POST", exportsPath, tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), map[string]string{"Idempotency-Key": "k"}),
+	} {
+		d := wantError(t, r, 503, codeUnavailable, msgUnavailable, reasonServiceUnavailable)
+		if num(t, d["retry_after_ms"]) <= 0 || r.header.Get("Retry-After") == "" {
+			t.Fatalf("no retry hint: %s", r.body)
+		}
+	}
+	if r := e.do("GET", exportsPath, tok, "", nil); r.status != 200 {
+		t.Fatalf("list without ClickHouse: %d %s", r.status, r.body)
+	}
+	wantError(t, e.do("GET", exportsPath+"/"+uuid.NewString(), tok, "", nil), 404, codeNotFound, msgNotFound, reasonExportNotFound)
+	if r := e.do("GET", "/readyz", "", "", nil); r.status != 503 || !strings.Contains(string(r.body), "clickhouse") {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 {
+		t.Fatalf("healthz: %d", r.status)
+	}
+}
+
+// PostgreSQL down: every request that needs the control plane is 503 with a
+// retry hint, never 500; readiness says so.
+func TestPostgresUnreachable(t *testing.T) {
+	port, err := chlocal.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("postgres://exportd@127.0.0.1:%d/exportd?sslmode=disable&connect_timeout=2", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPool, err := pgxpool.NewWithConfig(context.Background(), cfg) // connects lazily
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deadPool.Close()
+	dead := pgstore.New(deadPool)
+	e := newEnv(t, envOptions{records: dead, keys: dead, noStart: true})
 	a := newTenant()
 	tok := e.token(newUser(), capsAll, a.ent+":subtree")
 	for _, r := range []*response{
 		e.do("POST", exportsPath, tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), nil),
-		e.do("POST", exportsPath, tok, createBody("client", a.client, aprFrom, aprTo, ""), nil),
 		e.do("POST", exportsPath, tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), map[string]string{"Idempotency-Key": "k"}),
 		e.do("GET", exportsPath+"/"+uuid.NewString(), tok, "", nil),
 		e.do("GET", exportsPath, tok, "", nil),
@@ -495,11 +540,8 @@ func TestClickHouseUnreachable(t *testing.T) {
 			t.Fatalf("no retry hint: %s", r.body)
 		}
 	}
-	if r := e.do("GET", "/readyz", "", "", nil); r.status != 503 {
-		t.Fatalf("readyz: %d", r.status)
-	}
-	if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 {
-		t.Fatalf("healthz: %d", r.status)
+	if r := e.do("GET", "/readyz", "", "", nil); r.status != 503 || !strings.Contains(string(r.body), "postgres") {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
 	}
 }
 
@@ -512,13 +554,12 @@ func TestUpstreamErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer brokenPool.Close()
-	e := newEnv(t, envOptions{records: engine.NewRecords(brokenPool), noStart: true})
+	e := newEnv(t, envOptions{scopes: engine.NewScopes(brokenPool), reader: source.New(broken, source.Options{}), noStart: true})
 	a := newTenant()
 	tok := e.token(newUser(), capsAll, a.ent+":subtree")
 	for _, r := range []*response{
 		e.do("POST", exportsPath, tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), nil),
-		e.do("GET", exportsPath+"/"+uuid.NewString(), tok, "", nil),
-		e.do("GET", exportsPath, tok, "", nil),
+		e.do("POST", exportsPath, tok, createBody("client", a.client, aprFrom, aprTo, ""), nil),
 	} {
 		wantError(t, r, 502, codeUpstream, msgUpstream, "")
 		if !bytes.Equal(r.body, []byte(`{"code":"upstream_error","message":"An upstream service returned an unexpected error."}`)) {

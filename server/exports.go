@@ -28,6 +28,9 @@ func (s *Server) lookup(ctx context.Context, rctx *fasthttp.RequestCtx, rq *requ
 	if e != nil {
 		return nil, nil, e
 	}
+	if e := s.allowRead(p); e != nil {
+		return nil, nil, e
+	}
 	if !activity.ValidUUID(id) {
 		return nil, nil, invalid(reasonInvalidExportID, "export_id")
 	}
@@ -96,6 +99,9 @@ type listBody struct {
 // (an empty one means the first page). Other query parameters are ignored.
 func (s *Server) list(ctx *fasthttp.RequestCtx, rq *request) {
 	p, e := s.authenticate(ctx, rq, auth.CapRead)
+	if e == nil {
+		e = s.allowRead(p)
+	}
 	if e != nil {
 		s.fail(ctx, rq, e)
 		return

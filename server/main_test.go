@@ -27,6 +27,7 @@ import (
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore/pgtest"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
@@ -41,6 +42,8 @@ import (
 var (
 	chCfg chconn.Config
 	pool  driver.Conn
+	// pg is the PostgreSQL control plane the tests share.
+	pg *pgtest.Server
 )
 
 func TestMain(m *testing.M) {
@@ -55,17 +58,25 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		err = ingest.Migrate(ctx, pool)
 	}
-	cancel()
 	if err != nil {
+		cancel()
 		fmt.Fprintln(os.Stderr, "FAIL: test ClickHouse:", err)
 		if stop != nil {
 			stop()
 		}
 		os.Exit(1)
 	}
+	pg, err = pgtest.Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		stop()
+		os.Exit(1)
+	}
 	code := m.Run()
 	pool.Close()
 	stop()
+	pg.Stop()
 	os.Exit(code)
 }
 
@@ -100,7 +111,9 @@ func newTenant() tenant {
 	}
 }
 
-// clock is the engine's and server's clock, movable by tests.
+// clock is the server's clock (rate limits), movable by tests. Times of
+// the control plane are the database's: tests age records in SQL instead
+// (ageRecord, ageKey).
 type clock struct{ offset atomic.Int64 }
 
 func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
@@ -109,10 +122,15 @@ func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 type envOptions struct {
 	rateLimit float64
 	rateBurst int
-	reader    engine.Reader   // default: the ClickHouse source
-	records   *engine.Records // default: the test pool
-	store     storage.Store   // default: a file store in a temp dir
-	noStart   bool            // do not Start the engine (dead ClickHouse)
+	reader    engine.Reader        // default: the ClickHouse source
+	records   engine.RecordStore   // default: the test PostgreSQL
+	keys      KeyStore             // default: the test PostgreSQL
+	scopes    ScopeResolver        // default: the test ClickHouse
+	store     storage.Store        // default: a file store in a temp dir
+	noStart   bool                 // do not Start the engine (dead ClickHouse)
+	maxRows   int64                // the engine's row cap (0: none)
+	tune      func(*engine.Config) // adjusts the engine's settings
+	tuneSrv   func(*Config)        // adjusts the server's settings
 	admission *admission.Limiter
 }
 
@@ -156,9 +174,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		store = fs
 	}
-	records := o.records
-	if records == nil {
-		records = engine.NewRecords(pool)
+	var records engine.RecordStore = pg.Store
+	if o.records != nil {
+		records = o.records
+	}
+	var keys KeyStore = pg.Store
+	if o.keys != nil {
+		keys = o.keys
+	}
+	var scopes ScopeResolver = engine.NewScopes(pool)
+	if o.scopes != nil {
+		scopes = o.scopes
 	}
 	reader := o.reader
 	if reader == nil {
@@ -166,7 +192,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	clk := &clock{}
 	core, logs := observer.New(zap.InfoLevel)
-	eng, err := engine.New(engine.Config{Reader: reader, Records: records, Store: store, Now: clk.now, Logger: zap.New(core).Named("engine")})
+	ecfg := engine.Config{Reader: reader, Records: records, Store: store, MaxRows: o.maxRows, Logger: zap.New(core).Named("engine")}
+	if o.tune != nil {
+		o.tune(&ecfg)
+	}
+	eng, err := engine.New(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +207,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	srv, err := New(Config{Engine: eng, Admission: o.admission, Records: records, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
-		RateLimit: o.rateLimit, RateBurst: o.rateBurst, Now: clk.now, DependencyTimeout: 10 * time.Second})
+	scfg := Config{Engine: eng, Admission: o.admission, Scopes: scopes, Keys: keys, Store: store, Verifier: verifier, Logger: zap.New(core), Metrics: m,
+		RateLimit: o.rateLimit, RateBurst: o.rateBurst, Now: clk.now, DependencyTimeout: 10 * time.Second}
+	if o.tuneSrv != nil {
+		o.tuneSrv(&scfg)
+	}
+	srv, err := New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,5 +431,24 @@ func (e *env) dumpLogs() {
 	}
 	for _, l := range e.logs.All() {
 		e.t.Logf("%s %s %v", l.Level, l.Message, l.ContextMap())
+	}
+}
+
+// ageExport moves an export's expiry d into the past by the database clock
+// (what d of waiting past its retention would do).
+func ageExport(t *testing.T, id string, d time.Duration) {
+	t.Helper()
+	if _, err := pg.Pool.Exec(context.Background(), "UPDATE operations_activity_exports SET expires_at = now() - $2::interval WHERE id = $1",
+		id, d.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ageKeys makes a caller's idempotency keys d older by the database clock.
+func ageKeys(t *testing.T, caller string, d time.Duration) {
+	t.Helper()
+	if _, err := pg.Pool.Exec(context.Background(), "UPDATE operations_activity_export_keys SET created_at = created_at - $2::interval WHERE caller = $1",
+		caller, d.String()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -42,12 +42,12 @@ func FuzzHandleRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	records := engine.NewRecords(pool)
+	records := pg.Store
 	eng, err := engine.New(engine.Config{Reader: source.New(chCfg, source.Options{}), Records: records, Store: store})
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := New(Config{Engine: eng, Records: records, Store: store, Verifier: verifier, RateLimit: -1,
+	srv, err := New(Config{Engine: eng, Scopes: engine.NewScopes(pool), Keys: records, Store: store, Verifier: verifier, RateLimit: -1,
 		DependencyTimeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)

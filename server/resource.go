@@ -10,7 +10,7 @@ import (
 const exportsPath = "/operations-activity-exports"
 
 // resource is the export resource: exactly the seed's fields plus
-// compression and checksum_sha256 (SPEC §6). Pointers are JSON null when nil.
+// compression, checksum_sha256 and the §7 options (SPEC §6). Pointers are JSON null when nil.
 type resource struct {
 	ID              string         `json:"id"`
 	Status          string         `json:"status"`
@@ -28,11 +28,19 @@ type resource struct {
 	DownloadPath    string         `json:"download_path"`
 	StorageLocation string         `json:"storage_location"`
 	FailureReason   *string        `json:"failure_reason"`
+	// The SPEC §7 options, always present with their defaults (SPEC §6).
+	Columns  []string `json:"columns"`
+	TimeZone string   `json:"time_zone"`
+	CSVBOM   bool     `json:"csv_bom"`
 }
 
+// filterCriteria echoes the dates and exactly the filter sets given.
 type filterCriteria struct {
-	DateFromUTC string `json:"date_from_utc"`
-	DateToUTC   string `json:"date_to_utc"`
+	DateFromUTC string   `json:"date_from_utc"`
+	DateToUTC   string   `json:"date_to_utc"`
+	Families    []string `json:"families,omitempty"`
+	Statuses    []string `json:"statuses,omitempty"`
+	Currencies  []string `json:"currencies,omitempty"`
 }
 
 type requestedScope struct {
@@ -69,11 +77,12 @@ func exportPath(id string) string { return exportsPath + "/" + id }
 // a cancelled export has no failure_reason (SPEC §6).
 func toResource(x *engine.Export) resource {
 	r := resource{
-		ID:              x.ID,
-		Status:          x.Status,
-		Format:          x.Format,
-		Compression:     x.Compression,
-		FilterCriteria:  filterCriteria{DateFromUTC: x.DateFrom, DateToUTC: x.DateTo},
+		ID:          x.ID,
+		Status:      x.Status,
+		Format:      x.Format,
+		Compression: x.Compression,
+		FilterCriteria: filterCriteria{DateFromUTC: x.DateFrom, DateToUTC: x.DateTo,
+			Families: x.Options.Families, Statuses: x.Options.Statuses, Currencies: x.Options.Currencies},
 		RequestedScope:  requestedScope{Kind: x.ScopeKind, Ref: x.ScopeRef},
 		GeneratedBy:     x.GeneratedBy,
 		GeneratedAtUTC:  timestamp(x.GeneratedAt),
@@ -83,6 +92,9 @@ func toResource(x *engine.Export) resource {
 		ByteSize:        x.ByteSize,
 		DownloadPath:    exportPath(x.ID) + "/download",
 		StorageLocation: x.StorageLocation,
+		Columns:         x.Options.ColumnNames(),
+		TimeZone:        x.Options.ZoneName(),
+		CSVBOM:          x.Options.CSVBOM,
 	}
 	if x.Status == engine.StatusReady || x.Status == engine.StatusExpired {
 		r.ChecksumSHA256 = optString(x.Checksum)

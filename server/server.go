@@ -75,10 +75,27 @@ import (
 	"github.com/exportd/exportd/server/auth"
 )
 
-// Config configures a Server. Engine, Records and Store are required.
+// ScopeResolver finds the parents of client and account scopes
+// (engine.Scopes, on ClickHouse): every distinct (enterprise, client) pair
+// the scope's activity names.
+type ScopeResolver interface {
+	ScopeParents(ctx context.Context, kind, ref string) ([][2]string, error)
+	Ping(ctx context.Context) error
+}
+
+// KeyStore reads idempotency keys (engine/pgstore, on PostgreSQL): the fast
+// replay path of a create. Keys are claimed by the engine's Submit, in the
+// transaction that records the export.
+type KeyStore interface {
+	BoundKey(ctx context.Context, caller, key, hash string) (exportID string, err error)
+	Ping(ctx context.Context) error
+}
+
+// Config configures a Server. Engine, Scopes, Keys and Store are required.
 type Config struct {
 	Engine   *engine.Engine
-	Records  *engine.Records
+	Scopes   ScopeResolver
+	Keys     KeyStore
 	Store    storage.Store
 	Verifier *auth.Verifier   // nil: every protected request is 401
 	Metrics  *metrics.Metrics // optional
@@ -89,6 +106,11 @@ type Config struct {
 	// (defaults 5 and 20). A negative RateLimit disables the limit.
 	RateLimit float64
 	RateBurst int
+	// ReadRateLimit (requests/s) and ReadRateBurst bound each caller's
+	// reads: get, list, download, cancel and idempotent replays (defaults
+	// 20x RateLimit and 10x RateBurst; unlimited when RateLimit is).
+	ReadRateLimit float64
+	ReadRateBurst int
 	// MaxCallers bounds the per-caller rate limit table (default 10000).
 	MaxCallers int
 	// PageSecret keys page tokens (default: random per process; replicas
@@ -105,6 +127,16 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReadTimeout bounds reading a request (default 15s).
 	ReadTimeout time.Duration
+	// MaxDownloadsPerCaller (default 4) and MaxDownloads (default 256)
+	// bound concurrent downloads; beyond, 429 rate_limited.
+	MaxDownloadsPerCaller, MaxDownloads int
+	// DownloadMinRate (bytes/s, default 64 KiB/s) over DownloadRateWindow
+	// (default 60s): a download whose reader takes less is cut off.
+	DownloadMinRate    int64
+	DownloadRateWindow time.Duration
+	// MaxConnsPerIP bounds the connections of one client address (default
+	// 256) and MaxConns all connections (default 16384).
+	MaxConnsPerIP, MaxConns int
 	// DownloadStallTimeout is how long a download may make no progress
 	// before the connection is dropped (default 60s).
 	DownloadStallTimeout time.Duration
@@ -123,6 +155,12 @@ func (c *Config) setDefaults() {
 	if c.RateBurst == 0 {
 		c.RateBurst = 20
 	}
+	if c.ReadRateLimit == 0 {
+		c.ReadRateLimit = 20 * c.RateLimit // negative (unlimited) stays so
+	}
+	if c.ReadRateBurst == 0 {
+		c.ReadRateBurst = 10 * c.RateBurst
+	}
 	if c.MaxCallers <= 0 {
 		c.MaxCallers = defaultMaxCallers
 	}
@@ -138,6 +176,24 @@ func (c *Config) setDefaults() {
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 15 * time.Second
 	}
+	if c.MaxDownloadsPerCaller <= 0 {
+		c.MaxDownloadsPerCaller = 4
+	}
+	if c.MaxDownloads <= 0 {
+		c.MaxDownloads = 256
+	}
+	if c.DownloadMinRate == 0 {
+		c.DownloadMinRate = 64 << 10
+	}
+	if c.DownloadRateWindow <= 0 {
+		c.DownloadRateWindow = 60 * time.Second
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 256
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 16384
+	}
 	if c.DownloadStallTimeout <= 0 {
 		c.DownloadStallTimeout = 60 * time.Second
 	}
@@ -145,8 +201,8 @@ func (c *Config) setDefaults() {
 
 // Validate reports the first invalid setting.
 func (c *Config) Validate() error {
-	if c.Engine == nil || c.Records == nil || c.Store == nil {
-		return errors.New("server: Engine, Records and Store are required")
+	if c.Engine == nil || c.Scopes == nil || c.Keys == nil || c.Store == nil {
+		return errors.New("server: Engine, Scopes, Keys and Store are required")
 	}
 	if c.MaxRange < 0 {
 		return errors.New("server: negative MaxRange")
@@ -162,18 +218,22 @@ func (c *Config) Validate() error {
 
 // Server serves the API. Its methods are safe for concurrent use.
 type Server struct {
-	cfg     Config
-	log     *zap.Logger
-	srv     *fasthttp.Server
-	limiter *callerLimiter
-	secret  []byte
+	readyMu  sync.Mutex // guards readyAt, readyErr (the cached readiness probe)
+	readyAt  time.Time
+	readyErr error
+
+	cfg       Config
+	log       *zap.Logger
+	srv       *fasthttp.Server
+	limiter   *callerLimiter
+	reads     *callerLimiter
+	downloads *downloadSlots
+	secret    []byte
 
 	// waits ends the create handlers' waits on Shutdown, so that open
 	// requests answer at once with the export's current state.
 	waits     context.Context
 	stopWaits context.CancelFunc
-
-	keyLocks [64]sync.Mutex // serialise one caller's use of one Idempotency-Key
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -192,15 +252,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	waits, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
-		limiter: newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers)}
+		limiter:   newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers),
+		reads:     newCallerLimiter(cfg.ReadRateLimit, cfg.ReadRateBurst, cfg.MaxCallers),
+		downloads: &downloadSlots{perCaller: cfg.MaxDownloadsPerCaller, total: cfg.MaxDownloads, byCaller: map[string]int{}}}
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Logger:                fasthttpLogger{cfg.Logger},
-		ErrorHandler:          s.handleTransportError,
-		Name:                  "exportd",
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           2 * time.Minute,
+		Handler:      s.handle,
+		Logger:       fasthttpLogger{cfg.Logger},
+		ErrorHandler: s.handleTransportError,
+		Name:         "exportd",
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		// Idle keep-alive connections go after 30 s; one address holds at
+		// most MaxConnsPerIP connections and the server MaxConns in all, so
+		// idle or slow clients cannot pin goroutines and buffers forever.
+		IdleTimeout:           30 * time.Second,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		Concurrency:           cfg.MaxConns,
+		SecureErrorLogMessage: true,
 		MaxRequestBodySize:    maxCreateBody,
 		ReadBufferSize:        16 << 10,
 		NoDefaultServerHeader: true,
@@ -383,13 +451,18 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 		s.fail(ctx, rq, &apiError{status: fasthttp.StatusRequestTimeout, code: codeRequestTimeout,
 			message: msgRequestTimeout, reason: codeRequestTimeout})
 	default:
+		// fasthttp's parse errors quote the raw request, headers included
+		// (Authorization: Bearer ...): log the category only, never err.
 		e := invalid("malformed_request", "")
-		e.cause = err
+		e.cause = errMalformed
 		s.fail(ctx, rq, e)
 	}
 	rq.status = ctx.Response.StatusCode()
 	s.observe(rq, -1)
 }
+
+// errMalformed is the logged cause of a request fasthttp could not parse.
+var errMalformed = errors.New("malformed request (parse error; details withheld: they quote the raw headers)")
 
 // observe writes the request's log line and metrics. bytes ≥ 0 is the body
 // bytes a download streamed.
@@ -491,6 +564,19 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, rq *request, capability 
 	return p, nil
 }
 
+// allowRead takes a read token of p's (429 rate_limited with the wait
+// when none is left): one caller cannot saturate the control plane or
+// storage with reads either.
+func (s *Server) allowRead(p *auth.Principal) *apiError {
+	if d, ok := s.reads.allow(p.Subject, s.cfg.Now()); !ok {
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.RateLimited.Inc()
+		}
+		return rateLimited((d + time.Millisecond - 1).Milliseconds())
+	}
+	return nil
+}
+
 // opContext bounds one dependency call of a request. It derives from
 // context.Background(), not from the RequestCtx, and the handler cancels it
 // before returning.
@@ -498,14 +584,17 @@ func (s *Server) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.cfg.DependencyTimeout)
 }
 
-// Ready reports whether the service can take exports: ClickHouse and
-// storage reachable, not draining.
+// Ready reports whether the service can take exports: ClickHouse,
+// PostgreSQL and storage reachable, not draining.
 func (s *Server) Ready(ctx context.Context) error {
 	if s.cfg.Engine.Draining() {
 		return errors.New("draining")
 	}
-	if err := s.cfg.Records.Ping(ctx); err != nil {
+	if err := s.cfg.Scopes.Ping(ctx); err != nil {
 		return errors.New("clickhouse unreachable")
+	}
+	if err := s.cfg.Keys.Ping(ctx); err != nil {
+		return errors.New("postgres unreachable")
 	}
 	if err := s.cfg.Store.Check(ctx); err != nil {
 		return errors.New("storage not writable")
@@ -513,10 +602,27 @@ func (s *Server) Ready(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+// readyProbeTTL is how long a readiness verdict is reused: /readyz is
+// unauthenticated, so it must not become a way to hammer ClickHouse,
+// PostgreSQL and storage (one probe a second at most, whatever the rate).
+const readyProbeTTL = time.Second
+
+// cachedReady returns the last readiness verdict if younger than
+// readyProbeTTL, else probes (one caller at a time; the others wait for it).
+func (s *Server) cachedReady() error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if !s.readyAt.IsZero() && time.Since(s.readyAt) < readyProbeTTL && !s.cfg.Engine.Draining() {
+		return s.readyErr
+	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := s.Ready(c); err != nil {
+	s.readyErr, s.readyAt = s.Ready(c), time.Now()
+	return s.readyErr
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	if err := s.cachedReady(); err != nil {
 		s.writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": err.Error()})
 		return
 	}

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	q := source.Query{EnterpriseRef: *enterprise, FromMs: *fromMs, ToMs: *toMs}
-	res, err := engine.Pipe(ctx, source.New(cfg, source.Options{}), q, nil, *compression, 0, f, nil)
+	res, err := engine.Pipe(ctx, source.New(cfg, source.Options{}), q, nil, engine.Encoding{Compression: *compression}, 0, f, nil)
 	if err == nil {
 		err = f.Sync()
 	}

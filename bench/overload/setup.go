@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore/pglocal"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
@@ -28,6 +29,7 @@ type env struct {
 	memDir      string // ClickHouse's data and exportd's log, in memory where possible
 	keep        bool
 	ch          *chlocal.Server
+	pgStop      func() // the private PostgreSQL (control plane)
 	serve       *exec.Cmd
 	served      chan struct{} // closed when serve exits
 	serveErr    error
@@ -62,8 +64,13 @@ func setUp(ctx context.Context, cfg config, logf func(string, ...any)) (*env, er
 	}
 	logf("ClickHouse on %s in %.1fs, data and exportd's log in %s", e.ch.TCPAddr, time.Since(start).Seconds(), e.memDir)
 
+	pgDSN, pgStop, err := pglocal.ForTests(ctx)
+	if err != nil {
+		return e, fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	e.pgStop = pgStop
 	key := filepath.Join(dir, "signing-key.pem")
-	toolEnv := []string{"EXPORTD_CLICKHOUSE_DSN=" + e.ch.DSN(), "EXPORTD_SIGNING_KEY=" + key}
+	toolEnv := []string{"EXPORTD_CLICKHOUSE_DSN=" + e.ch.DSN(), "EXPORTD_POSTGRES_DSN=" + pgDSN, "EXPORTD_SIGNING_KEY=" + key}
 	if _, err := runTool(ctx, toolEnv, exportd, "migrate"); err != nil {
 		return e, err
 	}
@@ -206,6 +213,9 @@ func (e *env) tearDown(logf func(string, ...any)) {
 		}
 	}
 	logf("ClickHouse stopped after %.1fs", time.Since(start).Seconds())
+	if e.pgStop != nil {
+		e.pgStop()
+	}
 	if e.keep {
 		logf("kept %s and %s", e.dir, e.memDir)
 		return

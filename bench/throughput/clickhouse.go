@@ -72,7 +72,7 @@ func (h *harness) prepare(ctx context.Context, db string, n int64) (string, int6
 	if _, err := h.chQuery(ctx, "", "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		return "", 0, fmt.Errorf("create database %s: %w", db, err)
 	}
-	env := []string{"EXPORTD_CLICKHOUSE_DSN=" + h.dsn(db)}
+	env := []string{"EXPORTD_CLICKHOUSE_DSN=" + h.dsn(db), "EXPORTD_POSTGRES_DSN=" + h.pgDSN}
 	if _, err := runTimed(ctx, env, nil, h.exportd, "migrate"); err != nil {
 		return "", 0, fmt.Errorf("exportd migrate: %w", err)
 	}

@@ -45,7 +45,16 @@ const (
 	keyAPIZstd = "api-zstd"
 	keyAPIGzip = "api-gzip"
 	keyAPIS3   = "api-s3"
+	// SPEC §7 formats and a narrow selection, through the CLI; compared
+	// with keyCLI (17-column CSV) in the same run.
+	keyCLIJSONL   = "cli-jsonl"
+	keyCLIParquet = "cli-parquet"
+	keyCLI5       = "cli-5col"
 )
+
+// fiveColumns is the narrow selection measured: what a ledger reconciliation
+// typically keeps.
+const fiveColumns = "occurred_at_utc,activity_id,status,currency,amount"
 
 // isAPI reports whether a contender exports through exportd serve (its RSS
 // is the serve process's, with a figure above idle).
@@ -90,6 +99,25 @@ func (h *harness) contenders(db, enterprise string, srv, s3srv *server) []conten
 				return h.toFile(ctx, out, env, h.exportd, "export", "--scope", enterprise,
 					"--from", rangeFrom.Format(rfc3339Milli), "--to", rangeTo.Format(rfc3339Milli), "--compression", "none", "--out", out)
 			}},
+		{Key: keyCLIJSONL, Name: "exportd export --format jsonl (CLI)", Group: "exportd",
+			run: func(ctx context.Context, out string) (measurement, error) {
+				m, err := h.toFile(ctx, out, env, h.exportd, "export", "--scope", enterprise,
+					"--from", rangeFrom.Format(rfc3339Milli), "--to", rangeTo.Format(rfc3339Milli), "--format", "jsonl", "--out", out)
+				if err == nil {
+					m.Rows, err = countLines(out)
+				}
+				return m, err
+			}},
+		{Key: keyCLIParquet, Name: "exportd export --format parquet (CLI)", Group: "exportd",
+			run: func(ctx context.Context, out string) (measurement, error) {
+				return h.toFile(ctx, out, env, h.exportd, "export", "--scope", enterprise,
+					"--from", rangeFrom.Format(rfc3339Milli), "--to", rangeTo.Format(rfc3339Milli), "--format", "parquet", "--out", out)
+			}},
+		{Key: keyCLI5, Name: "exportd export --columns (5 of 17, CLI)", Group: "exportd", CSV: true,
+			run: func(ctx context.Context, out string) (measurement, error) {
+				return h.toFile(ctx, out, env, h.exportd, "export", "--scope", enterprise,
+					"--from", rangeFrom.Format(rfc3339Milli), "--to", rangeTo.Format(rfc3339Milli), "--columns", fiveColumns, "--out", out)
+			}},
 		{Key: keyAPINone, Name: "exportd API, compression none", Group: "exportd", CSV: true, run: api("none")},
 		{Key: keyAPIZstd, Name: "exportd API, compression zstd", Group: "exportd", run: api("zstd")},
 		{Key: keyAPIGzip, Name: "exportd API, compression gzip", Group: "exportd", run: api("gzip")},
@@ -99,6 +127,32 @@ func (h *harness) contenders(db, enterprise string, srv, s3srv *server) []conten
 			run: func(ctx context.Context, _ string) (measurement, error) { return s3srv.export(ctx, "none") }})
 	}
 	return cs
+}
+
+// countLines counts the LF-terminated lines of a file (JSON Lines rows:
+// raw LF never occurs inside a JSON string).
+func countLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := f.Read(buf)
+		for _, c := range buf[:k] {
+			if c == '\n' {
+				n++
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
 }
 
 // toFile times a child that produces out: either the child writes out itself

@@ -13,6 +13,9 @@
 //	httpcsv    ClickHouse HTTP interface, CSVWithNames, through curl
 //	naive      bench/naive: clickhouse-go Query/Scan + encoding/csv
 //	cli        exportd export --out file
+//	cli-jsonl  exportd export --format jsonl --out file   (SPEC §7 formats and a
+//	cli-parquet exportd export --format parquet --out file  5-column selection,
+//	cli-5col   exportd export --columns <5 of 17> --out file  each against cli)
 //	api-none   exportd serve: POST (Prefer: wait=60) → poll → ready
 //	api-zstd   the same with "compression": "zstd"
 //	api-gzip   the same with "compression": "gzip"
@@ -49,6 +52,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exportd/exportd/engine/pgstore/pglocal"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
@@ -183,6 +187,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		h.logf("stopping the private ClickHouse")
 		_ = h.ch.Stop()
 	}()
+	// exportd serve keeps its control plane in PostgreSQL: a private one
+	// (or EXPORTD_TEST_POSTGRES_DSN's).
+	pgDSN, pgStop, err := pglocal.ForTests(ctx)
+	if err != nil {
+		return fmt.Errorf("start private PostgreSQL: %w", err)
+	}
+	h.pgDSN = pgDSN
+	defer func() {
+		h.logf("stopping the private PostgreSQL")
+		pgStop()
+	}()
 	rep.ClickHouse = h.clickhouseVersion(ctx)
 	h.logf("ClickHouse %s on tcp %s, http %s", rep.ClickHouse, h.ch.TCPAddr, h.ch.HTTPAddr)
 
@@ -230,6 +245,7 @@ type harness struct {
 	chc     string // clickhouse-client
 	tmp     string
 	ch      *chlocal.Server
+	pgDSN   string // the control plane of the exportd serve contenders
 
 	versitygw string    // "" when the S3 contender is off
 	s3        *s3Server // the private S3 server, when on

@@ -171,6 +171,28 @@ func (r *report) finish() {
 			target{ID: "gzip-vs-native", Text: "exportd API (gzip) vs clickhouse-client FORMAT Native (reported)", Rows: s.N,
 				Measured: gzip.VsNative, Unit: "x"},
 		)
+		// SPEC §7 formats against the 17-column CSV of the same CLI, same run.
+		if cli := s.get(keyCLI); cli != nil && cli.Median > 0 {
+			vsCLI := func(key string) float64 {
+				if c := s.get(key); c != nil {
+					return c.Median / cli.Median
+				}
+				return 0
+			}
+			jl, pq, five := vsCLI(keyCLIJSONL), vsCLI(keyCLIParquet), vsCLI(keyCLI5)
+			r.Targets = append(r.Targets,
+				target{ID: "jsonl-vs-csv", Text: "exportd export --format jsonl ≤ 1.2× the CSV export (CLI)", Rows: s.N,
+					Measured: jl, Limit: 1.2, Unit: "x", Pass: pass(jl > 0 && jl <= 1.2)},
+				target{ID: "parquet-vs-csv", Text: "exportd export --format parquet ≤ 1.6× the CSV export (CLI)", Rows: s.N,
+					Measured: pq, Limit: 1.6, Unit: "x", Pass: pass(pq > 0 && pq <= 1.6)},
+				target{ID: "5col-vs-17col", Text: "exportd export of 5 columns ≤ 0.6× the 17-column CSV export (CLI)", Rows: s.N,
+					Measured: five, Limit: 0.6, Unit: "x", Pass: pass(five > 0 && five <= 0.6)},
+			)
+			if p := s.get(keyCLIParquet); p != nil {
+				r.Targets = append(r.Targets, target{ID: "parquet-rss", Text: "exportd export --format parquet peak RSS ≤ 128 MiB", Rows: s.N,
+					Measured: float64(p.PeakRSS) / (1 << 20), Limit: 128, Unit: "MiB", Pass: pass(p.PeakRSS <= 128<<20)})
+			}
+		}
 		if s3 := s.get(keyAPIS3); s3 != nil {
 			r.Targets = append(r.Targets,
 				target{ID: "api-s3-vs-file", Text: fmt.Sprintf("exportd API → S3 (none) vs exportd API → file (none), POST→ready "+

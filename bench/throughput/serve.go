@@ -62,6 +62,7 @@ func (h *harness) startServer(ctx context.Context, db, enterprise, dir string, s
 		"EXPORTD_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(httpPort),
 		"EXPORTD_ADMIN_ADDR=127.0.0.1:" + strconv.Itoa(adminPort),
 		"EXPORTD_CLICKHOUSE_DSN=" + h.dsn(db),
+		"EXPORTD_POSTGRES_DSN=" + h.pgDSN,
 		"EXPORTD_SIGNING_KEY=" + key,
 		"EXPORTD_RATE_LIMIT=1000",
 		"EXPORTD_RATE_BURST=1000",

@@ -1,9 +1,12 @@
-// Command devch starts (or finds) the project-local ClickHouse used by
-// `make run`: a private server under .local/clickhouse that outlives the
-// command, so demo data survives restarts. It prints the DSN on stdout.
+// Command devch starts (or finds) the project-local servers used by
+// `make run`: a private ClickHouse under .local/clickhouse and a private
+// PostgreSQL under .local/postgres that outlive the command, so demo data
+// and export records survive restarts. It prints the DSN on stdout.
 //
-//	devch start --dir .local/clickhouse   start if not running; print DSN
-//	devch stop  --dir .local/clickhouse   stop it
+//	devch start    --dir .local/clickhouse   start ClickHouse if not running; print DSN
+//	devch stop     --dir .local/clickhouse   stop it
+//	devch start-pg --dir .local/postgres     start PostgreSQL if not running; print DSN
+//	devch stop-pg  --dir .local/postgres     stop it
 package main
 
 import (
@@ -30,7 +33,10 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: devch start|stop [--dir D]")
+		return errors.New("usage: devch start|stop|start-pg|stop-pg [--dir D]")
+	}
+	if args[0] == "start-pg" || args[0] == "stop-pg" {
+		return runPG(args)
 	}
 	fs := flag.NewFlagSet("devch", flag.ContinueOnError)
 	dir := fs.String("dir", ".local/clickhouse", "server directory")

@@ -42,6 +42,7 @@ func startServe(t *testing.T, extraEnv ...string) *service {
 	s.env = append([]string{
 		fmt.Sprintf("EXPORTD_HTTP_ADDR=127.0.0.1:%d", p1), fmt.Sprintf("EXPORTD_ADMIN_ADDR=127.0.0.1:%d", p2),
 		"EXPORTD_STORAGE_URL=file://" + s.storage, "EXPORTD_SIGNING_KEY=" + s.key, "EXPORTD_CLICKHOUSE_DSN=" + testDSN,
+		"EXPORTD_POSTGRES_DSN=" + testPG.DSN,
 	}, extraEnv...)
 	s.cmd = exec.Command(binPath, "serve")
 	s.cmd.Env = append(os.Environ(), s.env...)
@@ -149,8 +150,8 @@ func TestE2EAPIWalkthrough(t *testing.T) {
 	}
 	var fields map[string]any
 	_ = json.Unmarshal(body, &fields)
-	if len(fields) != 16 { // the seed's 14 plus compression and checksum_sha256
-		t.Errorf("resource has %d fields, want 16: %s", len(fields), body)
+	if len(fields) != 19 { // the seed's 14 plus compression, checksum_sha256 and the §7 columns, time_zone, csv_bom
+		t.Errorf("resource has %d fields, want 19: %s", len(fields), body)
 	}
 	// Get, list.
 	if code, _, b := s.do(t, "GET", "/operations-activity-exports/"+x.ID, tok, ""); code != 200 || decodeResource(t, b).Checksum != x.Checksum {
@@ -259,12 +260,7 @@ func TestE2EShutdownGraceExceeded(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	conn, err := testCfg.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rec, err := engine.NewRecords(conn).Get(context.Background(), x.ID)
+	rec, err := testPG.Store.Get(context.Background(), x.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

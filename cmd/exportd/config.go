@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore"
 )
 
 // settings are the stable configuration of SPEC §4: every one a flag with
@@ -22,20 +23,33 @@ type settings struct {
 	HTTPAddr      string
 	AdminAddr     string
 	ClickHouseDSN string
+	PostgresDSN   string
 	StorageURL    string
 	JWKS          string
 	SigningKey    string
 	JWTIssuer     string
 	JWTAudience   string
-	Retention     time.Duration
-	MaxRange      time.Duration
-	MaxRows       int64
-	RateLimit     float64
-	RateBurst     int
-	MaxExports    int
-	ShutdownGrace time.Duration
-	LogLevel      zapcore.Level
-	ReplicaID     string
+	// TrustLocalKey: nil means the default (true only without a JWKS).
+	TrustLocalKey    *bool
+	AllowAnyAudience bool
+	Retention        time.Duration
+	// RecordRetention is how long ended export records are kept.
+	RecordRetention time.Duration
+	MaxRange        time.Duration
+	MaxRows         int64
+	RateLimit       float64
+	RateBurst       int
+	MaxExports      int
+	// Concurrent downloads, per caller and in all.
+	MaxDownloadsPerCaller int
+	MaxDownloads          int
+	// Fairness between tenants and the per-export deadline.
+	MaxPerEnterprise        int
+	MaxPendingPerEnterprise int
+	ExportTimeout           time.Duration
+	ShutdownGrace           time.Duration
+	LogLevel                zapcore.Level
+	ReplicaID               string
 
 	ch chconn.Config
 }
@@ -77,14 +91,40 @@ func (s *settings) list() []setting {
 			s.ClickHouseDSN, s.ch = v, c
 			return err
 		}},
+		{"postgres-dsn", "EXPORTD_POSTGRES_DSN", pgstore.DefaultDSN, "PostgreSQL DSN of the control plane", func(v string) error {
+			if err := pgstore.CheckDSN(v); err != nil {
+				return err
+			}
+			s.PostgresDSN = v
+			return nil
+		}},
 		{"storage-url", "EXPORTD_STORAGE_URL", "file://./data/exports", "artefact storage (file:// or s3://)", str(&s.StorageURL)},
 		{"jwks", "EXPORTD_JWKS", "", "JWKS file path or URL", str(&s.JWKS)},
-		{"signing-key", "EXPORTD_SIGNING_KEY", "./data/signing-key.pem", "local Ed25519 key file (created if absent)", str(&s.SigningKey)},
+		// Not beside the artefacts (./data/exports): whoever can read the key
+		// file mints tokens, so it lives apart from anything served or shared.
+		{"signing-key", "EXPORTD_SIGNING_KEY", "./secrets/signing-key.pem", "local Ed25519 key file (created if absent)", str(&s.SigningKey)},
+		{"trust-local-key", "EXPORTD_TRUST_LOCAL_KEY", "", "accept tokens signed with the local key (default: true only without EXPORTD_JWKS)", func(v string) error {
+			if v == "" {
+				return nil // decided in validate, once EXPORTD_JWKS is known
+			}
+			b, err := strconv.ParseBool(v)
+			s.TrustLocalKey = &b
+			return err
+		}},
+		{"allow-any-audience", "EXPORTD_ALLOW_ANY_AUDIENCE", "false", "with EXPORTD_JWKS, accept tokens of any aud when EXPORTD_JWT_AUDIENCE is empty", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			s.AllowAnyAudience = b
+			return err
+		}},
 		{"jwt-issuer", "EXPORTD_JWT_ISSUER", "", "required token iss (empty: not checked)", str(&s.JWTIssuer)},
 		{"jwt-audience", "EXPORTD_JWT_AUDIENCE", "", "required token aud (empty: not checked)", str(&s.JWTAudience)},
 		{"retention", "EXPORTD_RETENTION", "24h", "how long a ready file stays downloadable", dur(&s.Retention, true)},
+		{"record-retention", "EXPORTD_RECORD_RETENTION", "2160h", "how long export records are kept after they end", dur(&s.RecordRetention, true)},
 		{"max-range", "EXPORTD_MAX_RANGE", "8784h", "longest date range of one export", dur(&s.MaxRange, true)},
-		{"max-rows", "EXPORTD_MAX_ROWS", "0", "row cap per export (0: unlimited)", func(v string) error {
+		// 100M rows: a year of a large enterprise (≈10-30M operations) fits
+		// with room to spare; a runaway scope (billions of rows, ~40 GB of
+		// CSV per 100M) is refused at admission (422) or stopped at the cap.
+		{"max-rows", "EXPORTD_MAX_ROWS", "100000000", "row cap per export (0: unlimited)", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err == nil && n < 0 {
 				err = errors.New("must be >= 0")
@@ -116,6 +156,39 @@ func (s *settings) list() []setting {
 			s.MaxExports = n
 			return err
 		}},
+		{"max-exports-per-enterprise", "EXPORTD_MAX_EXPORTS_PER_ENTERPRISE", "2", "exports of one enterprise running at once on all replicas", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxPerEnterprise = n
+			return err
+		}},
+		{"max-pending-per-enterprise", "EXPORTD_MAX_PENDING_PER_ENTERPRISE", "50", "pending exports of one enterprise before 429", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxPendingPerEnterprise = n
+			return err
+		}},
+		{"max-downloads-per-caller", "EXPORTD_MAX_DOWNLOADS_PER_CALLER", "4", "concurrent downloads of one caller (beyond: 429)", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxDownloadsPerCaller = n
+			return err
+		}},
+		{"max-downloads", "EXPORTD_MAX_DOWNLOADS", "256", "concurrent downloads in all (beyond: 429)", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.MaxDownloads = n
+			return err
+		}},
+		{"export-timeout", "EXPORTD_EXPORT_TIMEOUT", "2h", "deadline of one export from its start (then failed/timeout)", dur(&s.ExportTimeout, true)},
 		{"shutdown-grace", "EXPORTD_SHUTDOWN_GRACE", "30s", "time running exports get to finish on SIGTERM", dur(&s.ShutdownGrace, false)},
 		{"log-level", "EXPORTD_LOG_LEVEL", "info", "debug, info, warn or error", func(v string) error {
 			return s.LogLevel.UnmarshalText([]byte(strings.ToLower(v)))

@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore/pgtest"
 	"github.com/exportd/exportd/ingest/chlocal"
 )
 
 // The end-to-end tests run the real binary (built once per test run)
-// against a private ClickHouse.
+// against a private ClickHouse and a private PostgreSQL.
 var (
 	binPath string
 	testDSN string
 	testCfg chconn.Config
+	testPG  *pgtest.Server
 )
 
 func TestMain(m *testing.M) {
@@ -54,6 +56,13 @@ func setup(m *testing.M) (int, error) {
 	if testCfg, err = chconn.ParseDSN(dsn); err != nil {
 		return 0, err
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+	testPG, err = pgtest.Start(ctx)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	defer testPG.Stop()
 	return m.Run(), nil
 }
 
@@ -62,13 +71,13 @@ type result struct {
 	stdout, stderr string
 }
 
-// exportd runs the binary with the test DSN (plus env) and returns its output.
+// exportd runs the binary with the test DSNs (plus env) and returns its output.
 func exportd(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = append(append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+testDSN), env...)
+	cmd.Env = append(append(os.Environ(), "EXPORTD_CLICKHOUSE_DSN="+testDSN, "EXPORTD_POSTGRES_DSN="+testPG.DSN), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/exportd/exportd/engine"
@@ -21,7 +23,13 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toS := fs.String("to", "", "inclusive end, RFC 3339 UTC")
 	compression := fs.String("compression", "none", "none, gzip or zstd")
 	out := fs.String("out", "", "output file (default: stdout)")
+	pick := fs.String("enterprise", "", "with a clients/ or client-accounts/ scope named under several enterprises: enterprises/<uuid> to export under")
+	options := exportOptionFlags(fs)
 	s, err := parseSettings(fs, args, "clickhouse-dsn", "max-rows")
+	if err != nil {
+		return err
+	}
+	format, opts, err := options()
 	if err != nil {
 		return err
 	}
@@ -40,6 +48,9 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if to.Before(from) {
 		return &exitError{2, errors.New("--from is after --to")}
 	}
+	if *pick != "" && (!activity.ValidRef(*pick, activity.PrefixEnterprise) || kind == engine.KindEnterprise && *pick != *scope) {
+		return &exitError{2, fmt.Errorf("--enterprise %q: want enterprises/<uuid>, with a clients/ or client-accounts/ scope", *pick)}
+	}
 	if !engine.ValidCompression(*compression) {
 		return &exitError{2, fmt.Errorf("--compression %q: want none, gzip or zstd", *compression)}
 	}
@@ -49,9 +60,19 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer conn.Close()
-	enterprise, _, err := engine.NewRecords(conn).ResolveScope(ctx, kind, *scope)
-	if err != nil {
-		return fmt.Errorf("resolve scope %s: %w", *scope, err)
+	enterprise := *scope
+	if kind != engine.KindEnterprise {
+		parents, err := engine.NewScopes(conn).ScopeParents(ctx, kind, *scope)
+		if err != nil {
+			return fmt.Errorf("resolve scope %s: %w", *scope, err)
+		}
+		var note string
+		if enterprise, note, err = scopeEnterprise(*scope, *pick, parents); err != nil {
+			return &exitError{2, err}
+		}
+		if note != "" {
+			fmt.Fprintln(stderr, "note:", note)
+		}
 	}
 	q := source.Query{EnterpriseRef: enterprise, FromMs: engine.MillisCeil(from), ToMs: engine.MillisFloor(to)}
 	switch kind {
@@ -60,6 +81,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case engine.KindClientAccount:
 		q.AccountRef = *scope
 	}
+	opts.Narrow(&q)
 	var reader engine.Reader = source.New(s.ch, source.Options{})
 	if enterprise == "" {
 		reader = engine.EmptyReader{} // no activity for this scope: header only
@@ -81,7 +103,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cnt engine.Counters
 	start := time.Now()
 	p := startProgress(stderr, "export", cnt.Rows.Load)
-	res, err := engine.Pipe(ctx, reader, q, nil, *compression, s.MaxRows, w, &cnt)
+	res, err := engine.Pipe(ctx, reader, q, nil, engine.Encoding{Format: format, Compression: *compression, Options: opts}, s.MaxRows, w, &cnt)
 	p.Stop()
 	if err == nil && fw != nil {
 		err = fw.Commit(ctx)
@@ -100,4 +122,38 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
+}
+
+// scopeEnterprise picks the enterprise that a client or account scope is
+// exported under (SPEC §6), given the (enterprise, client) pairs the scope has
+// activity under (engine's ScopeParents) and pick, the --enterprise flag or "".
+// Without pick: no activity anywhere gives "" (a header-only export), one
+// enterprise gives it, several are an error naming them all. With pick, the
+// export is restricted to pick whatever the pairs say (the query is the
+// authority, and the pairs may be truncated); note then says when pick is not
+// among them.
+func scopeEnterprise(scope, pick string, parents [][2]string) (enterprise, note string, err error) {
+	var ents []string
+	for _, p := range parents {
+		if !slices.Contains(ents, p[0]) {
+			ents = append(ents, p[0])
+		}
+	}
+	slices.Sort(ents)
+	switch {
+	case pick != "":
+		if !slices.Contains(ents, pick) {
+			note = fmt.Sprintf("%s has no activity under %s", scope, pick)
+			if len(ents) > 0 {
+				note += " (it has under " + strings.Join(ents, ", ") + ")"
+			}
+		}
+		return pick, note, nil
+	case len(ents) == 0:
+		return "", "", nil
+	case len(ents) == 1:
+		return ents[0], "", nil
+	}
+	return "", "", fmt.Errorf("%s has activity under %d enterprises: %s; choose one with --enterprise",
+		scope, len(ents), strings.Join(ents, ", "))
 }

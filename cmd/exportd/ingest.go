@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/ClickHouse/ch-go/proto"
 
@@ -30,10 +33,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *printEnts {
-		for i := 0; i < *ents; i++ {
-			fmt.Fprintln(stdout, ingest.EnterpriseRef(*seed, i))
-		}
-		return nil
+		return printEnterprises(stdout, *seed, *ents)
 	}
 	if (*file == "") == (*n < 0) {
 		return &exitError{2, errors.New("give exactly one of --file F|- or --generate N")}
@@ -75,6 +75,27 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stderr, "generated %d rows over %d enterprises in %.2fs: %.0f rows/s into %s\n",
 		st.Rows, opts.Enterprises, st.Elapsed.Seconds(), float64(st.Rows)/st.Elapsed.Seconds(), s.ch)
 	return nil
+}
+
+// printEnterprises writes the refs of the first n generated enterprises, one
+// per line. A reader that stops early (`| head -1`) has what it wanted, so
+// that is not an error: with SIGPIPE ignored the write fails with EPIPE
+// instead of killing the process (exit 141, which fails a pipeline under
+// `set -o pipefail`), and printing stops there.
+func printEnterprises(w io.Writer, seed int64, n int) error {
+	signal.Ignore(syscall.SIGPIPE)
+	bw := bufio.NewWriter(w)
+	var err error
+	for i := 0; i < n && err == nil; i++ {
+		_, err = bw.WriteString(ingest.EnterpriseRef(seed, i) + "\n")
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		return nil
+	}
+	return err
 }
 
 func ingestFile(ctx context.Context, s *settings, path string, stderr io.Writer) error {

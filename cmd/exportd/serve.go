@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/exportd/exportd/engine"
+	"github.com/exportd/exportd/engine/pgstore"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
@@ -62,7 +63,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := ingest.Migrate(startCtx, conn); err != nil {
 		return fmt.Errorf("migrate %s: %w", s.ch, err)
 	}
-	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: s.SigningKey, JWKS: s.JWKS,
+	pool, err := pgstore.Open(startCtx, s.PostgresDSN)
+	if err != nil {
+		return fmt.Errorf("EXPORTD_POSTGRES_DSN: %w", err)
+	}
+	defer pool.Close()
+	if _, err := pgstore.Migrate(startCtx, pool); err != nil {
+		return fmt.Errorf("migrate %s: %w", pgstore.Redact(s.PostgresDSN), err)
+	}
+	// The local key signs `exportd token` tokens: trusted by default only
+	// when there is no identity provider (EXPORTD_JWKS); with one, only on
+	// EXPORTD_TRUST_LOCAL_KEY=true. A JWKS without an audience would accept
+	// the provider's tokens minted for any other service: refused unless
+	// EXPORTD_ALLOW_ANY_AUDIENCE=true says it is meant.
+	trustLocal := s.JWKS == ""
+	if s.TrustLocalKey != nil {
+		trustLocal = *s.TrustLocalKey
+	}
+	if s.JWKS != "" && s.JWTAudience == "" && !s.AllowAnyAudience {
+		return errors.New("EXPORTD_JWKS is set without EXPORTD_JWT_AUDIENCE: tokens the identity provider issued for any other service would be accepted; set EXPORTD_JWT_AUDIENCE (or EXPORTD_ALLOW_ANY_AUDIENCE=true)")
+	}
+	if !trustLocal && s.JWKS == "" {
+		return errors.New("EXPORTD_TRUST_LOCAL_KEY=false without EXPORTD_JWKS: no token could ever be verified")
+	}
+	verifierKey := ""
+	if trustLocal {
+		verifierKey = s.SigningKey
+	}
+	verifier, err := auth.New(ctx, auth.Config{SigningKeyPath: verifierKey, JWKS: s.JWKS,
 		Issuer: s.JWTIssuer, Audience: s.JWTAudience, Logger: log.Named("auth")})
 	if err != nil {
 		return err
@@ -71,18 +99,39 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	records := engine.NewRecords(conn)
+	limiter, err := admission.New(admission.Config{
+		Max: s.MaxExports,
+		// The adaptive limit never drops below one more slot than an
+		// enterprise may hold (EXPORTD_MAX_EXPORTS_PER_ENTERPRISE): a tenant
+		// at its cap always leaves another tenant a slot.
+		Min: max(1, min(s.MaxExports, s.MaxPerEnterprise+1)),
+		OnChange: func(limit, inFlight, queued int) {
+			m.AdmissionLimit.Set(float64(limit))
+			m.AdmissionInFlight.Set(float64(inFlight))
+			m.AdmissionQueued.Set(float64(queued))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.AdmissionLimit.Set(float64(limiter.Limit()))
+	records := pgstore.New(pool)
 	eng, err := engine.New(engine.Config{
-		Reader:     source.New(s.ch, source.Options{}),
-		Records:    records,
-		Store:      store,
-		Retention:  s.Retention,
-		MaxRows:    s.MaxRows,
-		MaxExports: s.MaxExports,
-		Owner:      s.ReplicaID,
-		Logger:     log.Named("engine"),
-		OnFinish:   observeExport(m),
-		OnRunning:  func(n int) { m.ExportsRunning.Set(float64(n)) },
+		Reader:                  source.New(s.ch, source.Options{MaxExecution: s.ExportTimeout}),
+		Records:                 records,
+		Store:                   store,
+		Retention:               s.Retention,
+		RecordRetention:         s.RecordRetention,
+		MaxRows:                 s.MaxRows,
+		MaxExports:              s.MaxExports,
+		Slots:                   server.AdmissionSlots(limiter),
+		MaxPerEnterprise:        s.MaxPerEnterprise,
+		MaxPendingPerEnterprise: s.MaxPendingPerEnterprise,
+		ExportTimeout:           s.ExportTimeout,
+		Owner:                   s.ReplicaID,
+		Logger:                  log.Named("engine"),
+		OnFinish:                observeExport(m),
+		OnRunning:               func(n int) { m.ExportsRunning.Set(float64(n)) },
 		OnRead: func(rows, bytes int64) {
 			m.ClickHouseRows.Add(float64(rows))
 			m.ClickHouseBytes.Add(float64(bytes))
@@ -101,21 +150,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
-	limiter, err := admission.New(admission.Config{
-		Max: s.MaxExports,
-		OnChange: func(limit, inFlight, queued int) {
-			m.AdmissionLimit.Set(float64(limit))
-			m.AdmissionInFlight.Set(float64(inFlight))
-			m.AdmissionQueued.Set(float64(queued))
-		},
-	})
-	if err != nil {
-		return err
-	}
-	m.AdmissionLimit.Set(float64(limiter.Limit()))
-	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Records: records, Store: store, Verifier: verifier,
+	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Scopes: engine.NewScopes(conn), Keys: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		PageSecret: pageSecret[:]})
+		PageSecret: pageSecret[:], MaxDownloadsPerCaller: s.MaxDownloadsPerCaller, MaxDownloads: s.MaxDownloads})
 	if err != nil {
 		return err
 	}
@@ -133,18 +170,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	log.Info("serving", zap.String("http_addr", ln.Addr().String()), zap.String("admin_addr", adminLn.Addr().String()),
-		zap.String("clickhouse", s.ch.String()), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
-		zap.String("version", version))
+		zap.String("clickhouse", s.ch.String()), zap.String("postgres", pgstore.Redact(s.PostgresDSN)), zap.String("storage", s.StorageURL), zap.String("replica", s.ReplicaID),
+		zap.String("version", version), zap.Bool("trust_local_key", trustLocal))
 
+	// A listener that fails ends the process through the same ordered
+	// shutdown as a signal (running exports drain, records are final).
+	serveCtx, stopServing := context.WithCancelCause(ctx)
+	defer stopServing(nil)
 	var g errgroup.Group
-	g.Go(func() error { return srv.Serve(ln) })
+	g.Go(func() error {
+		err := srv.Serve(ln)
+		if err != nil {
+			err = fmt.Errorf("serve HTTP on %s: %w", ln.Addr(), err)
+			stopServing(err)
+		}
+		return err
+	})
 	g.Go(func() error {
 		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			err = fmt.Errorf("serve admin on %s: %w", adminLn.Addr(), err)
+			stopServing(err)
 			return err
 		}
 		return nil
 	})
-	<-ctx.Done()
+	<-serveCtx.Done()
+	if cause := context.Cause(serveCtx); ctx.Err() == nil && cause != nil {
+		log.Error("listener failed; shutting down", zap.Error(cause))
+	}
 	log.Info("shutting down", zap.Duration("grace", s.ShutdownGrace))
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	eng.Shutdown(graceCtx) // draining: creates get 503, /readyz fails, reads still served

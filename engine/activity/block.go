@@ -71,7 +71,18 @@ func NewBlock() *Block {
 }
 
 // Rows returns the number of rows in the block.
-func (b *Block) Rows() int { return b.OccurredAt.Rows() }
+func (b *Block) Rows() int {
+	if n := b.OccurredAt.Rows(); n > 0 {
+		return n
+	}
+	// A narrowed read (ResultsFor) may leave occurred_at_utc unfilled.
+	for _, c := range b.columns() {
+		if n := c.Rows(); n > 0 {
+			return n
+		}
+	}
+	return 0
+}
 
 // columns returns the block's columns in Columns order.
 func (b *Block) columns() [len(Columns)]proto.ColInput {
@@ -89,6 +100,21 @@ func (b *Block) Results() proto.Results {
 	res := make(proto.Results, len(cols))
 	for i, c := range cols {
 		res[i] = proto.ResultColumn{Name: Columns[i], Data: c.(proto.ColResult)}
+	}
+	return res
+}
+
+// ResultsFor binds the block as the result of a SELECT of the columns cols
+// (indices into Columns), in that order; the other columns stay empty. A nil
+// cols is every column.
+func (b *Block) ResultsFor(cols []int) proto.Results {
+	if cols == nil {
+		return b.Results()
+	}
+	all := b.columns()
+	res := make(proto.Results, len(cols))
+	for i, c := range cols {
+		res[i] = proto.ResultColumn{Name: Columns[c], Data: all[c].(proto.ColResult)}
 	}
 	return res
 }
@@ -168,3 +194,18 @@ type ColDecimal struct{ proto.ColDecimal128 }
 
 // Type implements proto.Column.
 func (ColDecimal) Type() proto.ColumnType { return "Decimal(38, 18)" }
+
+// ResetExcept empties every column not in cols (indices into Columns), as a
+// read narrowed by ResultsFor leaves them. Tests use it to build such blocks.
+func (b *Block) ResetExcept(cols []int) {
+	all := b.columns()
+	for i, c := range all {
+		keep := false
+		for _, k := range cols {
+			keep = keep || k == i
+		}
+		if !keep {
+			c.(proto.Resettable).Reset()
+		}
+	}
+}

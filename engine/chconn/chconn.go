@@ -5,10 +5,14 @@ package chconn
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +30,11 @@ type Config struct {
 	Database string
 	User     string
 	Password string
+	// TLS, from the DSN's secure=true (and ca_file=PATH for a private CA,
+	// skip_verify=true to accept any certificate: tests only): nil means
+	// plain TCP. Every client exportd opens (native reads, ch-go inserts,
+	// the clickhouse-go pool) uses it.
+	TLS *tls.Config
 }
 
 // ParseDSN parses clickhouse://[user[:password]@]host[:port][/database].
@@ -67,12 +76,47 @@ func ParseDSN(dsn string) (Config, error) {
 		c.User = u.User.Username()
 		c.Password, _ = u.User.Password()
 	}
+	q := u.Query()
+	if secure, _ := strconv.ParseBool(q.Get("secure")); secure {
+		host, _, _ := net.SplitHostPort(c.Addr)
+		c.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if f := q.Get("ca_file"); f != "" {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return Config{}, fmt.Errorf("parse ClickHouse DSN: ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return Config{}, errors.New("parse ClickHouse DSN: ca_file holds no PEM certificate")
+			}
+			c.TLS.RootCAs = pool
+		}
+		if skip, _ := strconv.ParseBool(q.Get("skip_verify")); skip {
+			c.TLS.InsecureSkipVerify = true
+		}
+	} else if q.Get("ca_file") != "" || q.Get("skip_verify") != "" {
+		return Config{}, errors.New("parse ClickHouse DSN: ca_file and skip_verify need secure=true")
+	}
 	return c, nil
+}
+
+// dial opens the TCP (or, with TLS, the TLS) connection of every client.
+func (c Config) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if c.TLS == nil {
+		return d.DialContext(ctx, "tcp", c.Addr)
+	}
+	td := tls.Dialer{NetDialer: &d, Config: c.TLS}
+	return td.DialContext(ctx, "tcp", c.Addr)
 }
 
 // String returns the DSN without its password, for logs.
 func (c Config) String() string {
-	return "clickhouse://" + c.User + "@" + c.Addr + "/" + c.Database
+	s := "clickhouse://" + c.User + "@" + c.Addr + "/" + c.Database
+	if c.TLS != nil {
+		s += "?secure=true"
+	}
+	return s
 }
 
 // Dial opens a ch-go client. Compression is off: exports run next to
@@ -85,7 +129,7 @@ func (c Config) Dial(ctx context.Context) (*ch.Client, error) {
 		User:        c.User,
 		Password:    c.Password,
 		ClientName:  "exportd",
-		Dialer:      &compatDialer{d: net.Dialer{Timeout: 5 * time.Second}},
+		Dialer:      &compatDialer{dial: c.dial},
 		DialTimeout: 5 * time.Second,
 		ReadTimeout: 5 * time.Minute,
 	})
@@ -105,6 +149,7 @@ func (c Config) Open(ctx context.Context) (driver.Conn, error) {
 		ReadTimeout:  time.Minute,
 		MaxOpenConns: 16,
 		MaxIdleConns: 8,
+		TLS:          c.TLS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open ClickHouse pool at %s: %w", c.Addr, err)

@@ -19,10 +19,12 @@ const (
 	compatFakeRevision = 54420
 )
 
-type compatDialer struct{ d net.Dialer }
+type compatDialer struct {
+	dial func(ctx context.Context) (net.Conn, error) // Config.dial: TCP or TLS
+}
 
 func (c *compatDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	conn, err := c.d.DialContext(ctx, network, addr)
+	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -49,8 +49,7 @@ func (e *Exception) Error() string {
 
 // DialNative connects and performs the handshake.
 func (c Config) DialNative(ctx context.Context) (*Native, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", c.Addr)
+	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to ClickHouse at %s: %w", c.Addr, err)
 	}

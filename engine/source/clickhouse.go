@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
 
@@ -22,16 +23,24 @@ const Table = "operations_activity"
 // read is restricted to one enterprise (tenant isolation). ClientRef and
 // AccountRef narrow it further when set. FromMs and ToMs are inclusive Unix
 // milliseconds.
+//
+// Columns (indices into activity.Columns, nil for all) are the only columns
+// read; the block's other columns stay empty. Families, Statuses and
+// Currencies, when non-nil, keep only rows whose value is in the set (SQL
+// predicates, so the plan counts only matching rows).
 type Query struct {
 	EnterpriseRef string
 	ClientRef     string
 	AccountRef    string
 	FromMs, ToMs  int64
+	Columns       []int
+	Families      []string
+	Statuses      []string
+	Currencies    []string
 }
 
-// ErrUnavailable wraps failures to reach ClickHouse at all (as opposed to
-// ClickHouse answering with an error).
-var ErrUnavailable = errors.New("ClickHouse unavailable")
+// ErrUnavailable wraps failures to reach ClickHouse at all (chconn's).
+var ErrUnavailable = chconn.ErrUnavailable
 
 // Options configure a ClickHouse source.
 type Options struct {
@@ -40,6 +49,10 @@ type Options struct {
 	// whole result in server memory; reading the range as consecutive time
 	// windows of bounded size keeps that memory flat whatever the export size.
 	WindowRows int64
+	// MaxExecution, if set, is ClickHouse's max_execution_time for each
+	// query (whole seconds, rounded up): a runaway query ends on the server
+	// even if exportd's own deadline were missed.
+	MaxExecution time.Duration
 }
 
 // ClickHouse streams activity from a ClickHouse server.
@@ -99,7 +112,7 @@ func (s *ClickHouse) plan(ctx context.Context, c *chconn.Native, q Query) (*Plan
 	var day, cnt proto.ColInt64
 	var days []window
 	body := "SELECT intDiv(occurred_at_utc, " + strconv.Itoa(dayMs) + ") AS d, toInt64(count()) AS c FROM " + Table +
-		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d"
+		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d" + s.settings(false)
 	err := c.Select(ctx, body, proto.Results{{Name: "d", Data: &day}, {Name: "c", Data: &cnt}}, func(int) error {
 		for i := 0; i < day.Rows(); i++ {
 			days = append(days, window{from: day.Row(i) * dayMs, to: (day.Row(i) + 1) * dayMs, rows: cnt.Row(i)})
@@ -149,10 +162,10 @@ func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*a
 		}
 	}
 	b := activity.NewBlock()
-	results := b.Results()
+	results := b.ResultsFor(q.Columns)
 	var fnErr error
 	for _, w := range plan.windows {
-		err := c.Select(ctx, selectSQL(q, w.from, w.to), results, func(int) error {
+		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true), results, func(int) error {
 			st.Rows += int64(b.Rows())
 			if err := fn(b); err != nil {
 				fnErr = err
@@ -197,11 +210,40 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-var selectList = strings.Join(activity.Columns[:], ", ")
+var selectAll = strings.Join(activity.Columns[:], ", ")
+
+// selectList is the SELECT list of q: its columns, or all of them.
+func selectList(q Query) string {
+	if q.Columns == nil {
+		return selectAll
+	}
+	var sb strings.Builder
+	for i, c := range q.Columns {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(activity.Columns[c])
+	}
+	return sb.String()
+}
 
 func selectSQL(q Query, from, to int64) string {
-	return "SELECT " + selectList + " FROM " + Table + " WHERE " + where(q, from, to) +
+	return "SELECT " + selectList(q) + " FROM " + Table + " WHERE " + where(q, from, to) +
 		" ORDER BY occurred_at_utc, activity_id SETTINGS max_block_size = " + strconv.Itoa(blockRows)
+}
+
+// settings renders the query settings of Options (after a SETTINGS clause
+// when more is true, else as one).
+func (s *ClickHouse) settings(more bool) string {
+	if s.opts.MaxExecution <= 0 {
+		return ""
+	}
+	sec := int64((s.opts.MaxExecution + time.Second - 1) / time.Second)
+	sep := " SETTINGS "
+	if more {
+		sep = ", "
+	}
+	return sep + "max_execution_time = " + strconv.FormatInt(sec, 10)
 }
 
 // where renders the filter; refs are validated by the caller and quoted
@@ -223,7 +265,32 @@ func where(q Query, from, to int64) string {
 		sb.WriteString(" AND account_ref = ")
 		sb.WriteString(Quote(q.AccountRef))
 	}
+	in(&sb, "family", q.Families)
+	in(&sb, "status", q.Statuses)
+	in(&sb, "currency", q.Currencies)
 	return sb.String()
+}
+
+// in appends " AND col IN ('a', 'b')" for a non-nil set. An empty set
+// matches nothing (callers refuse one before; this keeps it safe anyway).
+func in(sb *strings.Builder, col string, set []string) {
+	if set == nil {
+		return
+	}
+	if len(set) == 0 {
+		sb.WriteString(" AND 0")
+		return
+	}
+	sb.WriteString(" AND ")
+	sb.WriteString(col)
+	sb.WriteString(" IN (")
+	for i, v := range set {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(Quote(v))
+	}
+	sb.WriteByte(')')
 }
 
 // Quote renders s as a ClickHouse string literal.

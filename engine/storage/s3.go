@@ -358,6 +358,9 @@ func (s *S3) Sweep(ctx context.Context, age time.Duration) (int, error) {
 		}
 		for _, u := range out.Uploads {
 			id, key := aws.ToString(u.UploadId), aws.ToString(u.Key)
+			if !ExportObjectName(strings.TrimPrefix(key, prefix)) {
+				continue // not a name exportd writes: someone else's upload
+			}
 			if _, ok := s.live.Load(id); ok || aws.ToTime(u.Initiated).After(cutoff) {
 				continue
 			}
@@ -462,9 +465,13 @@ func isNotFound(err error) bool {
 }
 
 // contentType is the Content-Type stored with an object, from the engine's
-// names (<id>.csv, .csv.gz, .csv.zst).
+// names (<id>.csv or .jsonl, plus .gz or .zst; <id>.parquet).
 func contentType(name string) string {
 	switch {
+	case strings.HasSuffix(name, ".parquet"):
+		return "application/vnd.apache.parquet"
+	case strings.HasSuffix(name, ".jsonl"):
+		return "application/x-ndjson"
 	case strings.HasSuffix(name, ".gz"):
 		return "application/gzip"
 	case strings.HasSuffix(name, ".zst"):
@@ -473,4 +480,61 @@ func contentType(name string) string {
 		return "text/csv; charset=utf-8"
 	}
 	return "application/octet-stream"
+}
+
+// List calls fn with the names of committed objects directly under the
+// prefix last modified more than grace ago, a listing page at a time (the
+// reconciler's input). It stops at fn's first error.
+func (s *S3) List(ctx context.Context, grace time.Duration, fn func(names []string) error) error {
+	cutoff := time.Now().Add(-grace)
+	prefix := s.Key("")
+	delim := "/"
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.cfg.Bucket, Prefix: &prefix, Delimiter: &delim})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list objects under %q: %w", prefix, err)
+		}
+		names := make([]string, 0, len(out.Contents))
+		for _, o := range out.Contents {
+			if aws.ToTime(o.LastModified).After(cutoff) {
+				continue
+			}
+			names = append(names, strings.TrimPrefix(aws.ToString(o.Key), prefix))
+		}
+		if len(names) > 0 {
+			if err := fn(names); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ExportObjectName reports whether name is one exportd gives an artefact:
+// a canonical lowercase UUID, then an extension of lowercase letters and
+// dots (".csv", ".csv.gz", ".jsonl.zst", ".parquet"). Sweeps and the
+// reconciler touch nothing else in a shared bucket or directory.
+func ExportObjectName(name string) bool {
+	id, ext, ok := strings.Cut(name, ".")
+	if !ok || ext == "" || len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f'):
+			return false
+		}
+	}
+	for i := 0; i < len(ext); i++ {
+		if c := ext[i]; !(c >= 'a' && c <= 'z' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/chconn"
+	"github.com/exportd/exportd/engine/pgstore/pgtest"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
@@ -110,7 +111,12 @@ func TestEngineExportToS3(t *testing.T) {
 			ScopeKind: engine.KindEnterprise, ScopeRef: ent, EnterpriseRef: ent, GeneratedBy: "users/s3-test"}
 	}
 	reader := source.New(chCfg, source.Options{})
-	records := engine.NewRecords(pool)
+	pg, err := pgtest.Start(chctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	records := pg.Store
 
 	file, err := storage.NewFile(t.TempDir())
 	if err != nil {

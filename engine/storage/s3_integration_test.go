@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // recordingClient counts the S3 operations a store sends and can fail
@@ -342,7 +343,7 @@ func TestS3ServerKilledMidUpload(t *testing.T) {
 	srv := StartS3Server(t)
 	st := srv.Store(t, srv.Config(testBucket, "exports"))
 	ctx := context.Background()
-	w, err := st.Create(ctx, "killed.csv.zst")
+	w, err := st.Create(ctx, killedName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +377,7 @@ func TestS3ServerKilledMidUpload(t *testing.T) {
 		t.Fatalf("sweep: %d, %v; want 1", n, err)
 	}
 	assertNothingLeft(t, st)
-	if _, err := st.Open(ctx, "killed.csv.zst"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Open(ctx, killedName); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("open: %v, want ErrNotFound", err)
 	}
 }
@@ -392,7 +393,7 @@ func TestS3SweepSparesLiveWriters(t *testing.T) {
 	elsewhere := srv.Store(t, srv.Config(testBucket, "q"))
 	ctx := context.Background()
 	for _, how := range []string{"sweep", "discard"} {
-		w, err := st.Create(ctx, "live.csv")
+		w, err := st.Create(ctx, liveName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -409,10 +410,10 @@ func TestS3SweepSparesLiveWriters(t *testing.T) {
 		if n, err := elsewhere.Sweep(ctx, 0); err != nil || n != 0 {
 			t.Fatalf("sweep of another prefix: %d, %v; want 0", n, err)
 		}
-		if err := elsewhere.Discard(ctx, "live.csv"); err != nil {
+		if err := elsewhere.Discard(ctx, liveName); err != nil {
 			t.Fatal(err)
 		}
-		if err := other.Discard(ctx, "live.cs"); err != nil { // a prefix of the key, not the key
+		if err := other.Discard(ctx, liveName[:len(liveName)-1]); err != nil { // a prefix of the key, not the key
 			t.Fatal(err)
 		}
 		if u := Uploads(t, st); len(u) != 1 {
@@ -422,7 +423,7 @@ func TestS3SweepSparesLiveWriters(t *testing.T) {
 			if n, err := other.Sweep(ctx, 0); err != nil || n != 1 {
 				t.Fatalf("other's sweep with age 0: %d, %v; want 1", n, err)
 			}
-		} else if err := other.Discard(ctx, "live.csv"); err != nil {
+		} else if err := other.Discard(ctx, liveName); err != nil {
 			t.Fatal(err)
 		}
 		writeChunks(t, w, randomBytes(S3MinPartSize, 4))
@@ -432,15 +433,15 @@ func TestS3SweepSparesLiveWriters(t *testing.T) {
 		assertNothingLeft(t, st)
 	}
 	// Discard never touches a committed object.
-	w, _ := st.Create(ctx, "done.csv")
+	w, _ := st.Create(ctx, doneName)
 	writeChunks(t, w, randomBytes(S3MinPartSize+1, 3))
 	if err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Discard(ctx, "done.csv"); err != nil {
+	if err := other.Discard(ctx, doneName); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Open(ctx, "done.csv"); err != nil {
+	if _, err := st.Open(ctx, doneName); err != nil {
 		t.Fatalf("committed object after Discard: %v", err)
 	}
 }
@@ -511,5 +512,42 @@ func TestStorageOpenS3URL(t *testing.T) {
 	}
 	if _, err := st.Open(ctx, "u.csv"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Object names of these tests: exportd's own form (the sweeps touch no other).
+const (
+	killedName = "00000000-0000-4000-8000-0000000000a1.csv.zst"
+	liveName   = "00000000-0000-4000-8000-0000000000a2.csv"
+	doneName   = "00000000-0000-4000-8000-0000000000a3.csv"
+)
+
+// Sweep leaves alone uploads whose keys exportd does not name, however old:
+// the bucket may be shared with other writers under the same prefix.
+func TestS3SweepTouchesOnlyExportKeys(t *testing.T) {
+	srv := StartS3Server(t)
+	st := srv.Store(t, srv.Config(testBucket, "shared"))
+	ctx := context.Background()
+	for _, name := range []string{"tenant-data.bin", "README.csv", "00000000-0000-4000-8000-0000000000a4", "00000000-0000-4000-8000-0000000000A5.csv"} {
+		key := st.Key(name)
+		if _, err := st.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(testBucket), Key: &key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.Sweep(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("sweep of foreign uploads: %d, %v; want 0", n, err)
+	}
+	if u := Uploads(t, st); len(u) != 4 {
+		t.Fatalf("uploads after the sweep: %v, want the 4 foreign ones", u)
+	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{{"00000000-0000-4000-8000-0000000000a4.csv", true}, {"00000000-0000-4000-8000-0000000000a4.parquet", true},
+		{"00000000-0000-4000-8000-0000000000a4.csv.gz", true}, {"00000000-0000-4000-8000-0000000000a4", false},
+		{"x.csv", false}, {"00000000-0000-4000-8000-0000000000a4.CSV", false}} {
+		if ExportObjectName(c.name) != c.ok {
+			t.Errorf("ExportObjectName(%q) = %v", c.name, !c.ok)
+		}
 	}
 }

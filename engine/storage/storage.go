@@ -284,3 +284,42 @@ func (f *File) Sweep(_ context.Context, age time.Duration) (int, error) {
 	}
 	return n, nil
 }
+
+// listPage is how many names List hands over at a time.
+const listPage = 1000
+
+// List calls fn with the names of committed objects last modified more
+// than grace ago, listPage at a time (the reconciler's input; temp files
+// are Sweep's). It stops at fn's first error.
+func (f *File) List(_ context.Context, grace time.Duration, fn func(names []string) error) error {
+	d, err := os.Open(f.dir)
+	if err != nil {
+		return fmt.Errorf("open storage directory: %w", err)
+	}
+	defer d.Close()
+	cutoff := time.Now().Add(-grace)
+	for {
+		entries, err := d.ReadDir(listPage)
+		var names []string
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+				continue
+			}
+			if info, ierr := e.Info(); ierr != nil || info.ModTime().After(cutoff) {
+				continue
+			}
+			names = append(names, e.Name())
+		}
+		if len(names) > 0 {
+			if ferr := fn(names); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read storage directory: %w", err)
+		}
+	}
+}

@@ -30,6 +30,10 @@ type Options struct {
 	Detach bool
 	// StartTimeout bounds the wait for the server to accept connections (default 60s).
 	StartTimeout time.Duration
+	// TLSCertFile and TLSKeyFile, when set, also serve the native protocol
+	// over TLS on a free port (Server.SecureAddr): tcp_port_secure and the
+	// openSSL server section (both on 18.16 and current releases).
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server is a running private ClickHouse.
@@ -37,9 +41,11 @@ type Server struct {
 	Dir      string
 	TCPAddr  string
 	HTTPAddr string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	waitErr  error
+	// SecureAddr is the TLS native port ("" without Options.TLSCertFile).
+	SecureAddr string
+	cmd        *exec.Cmd
+	done       chan struct{}
+	waitErr    error
 }
 
 // ErrNoBinary reports that no clickhouse-server executable was found.
@@ -105,6 +111,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("write users.xml: %w", err)
 	}
 	cfg := strings.NewReplacer("{DIR}", dir, "{TCP}", strconv.Itoa(opts.TCPPort), "{HTTP}", strconv.Itoa(opts.HTTPPort)).Replace(configXML)
+	securePort := 0
+	if opts.TLSCertFile != "" {
+		if securePort, err = FreePort(); err != nil {
+			return nil, err
+		}
+		cfg = strings.Replace(cfg, "</yandex>", "  <tcp_port_secure>"+strconv.Itoa(securePort)+"</tcp_port_secure>\n"+
+			"  <openSSL><server><certificateFile>"+opts.TLSCertFile+"</certificateFile><privateKeyFile>"+opts.TLSKeyFile+
+			"</privateKeyFile><verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>"+
+			"<cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols>"+
+			"<preferServerCiphers>true</preferServerCiphers></server></openSSL>\n</yandex>", 1)
+	}
 	cfgPath := filepath.Join(dir, "config.xml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("write config.xml: %w", err)
@@ -138,6 +155,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.HTTPPort)),
 		cmd:      cmd,
 		done:     make(chan struct{}),
+	}
+	if securePort != 0 {
+		s.SecureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(securePort))
 	}
 	go func() {
 		s.waitErr = cmd.Wait()

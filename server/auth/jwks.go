@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -147,6 +148,11 @@ func parseJWKSSource(s string) (jwksSource, error) {
 		if u.Host == "" {
 			return jwksSource{}, errors.New("parse JWKS URL: no host")
 		}
+		// Keys fetched in clear text could be swapped on the way: https
+		// only, loopback excepted (a sidecar, tests).
+		if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+			return jwksSource{}, errors.New("JWKS URL: want https:// (http:// only for a loopback address)")
+		}
 		return jwksSource{url: u}, nil
 	case strings.HasPrefix(s, "file://"):
 		u, err := url.Parse(s)
@@ -161,6 +167,15 @@ func parseJWKSSource(s string) (jwksSource, error) {
 		return jwksSource{}, errors.New("JWKS: want a file path or an http(s) URL")
 	}
 	return jwksSource{path: s}, nil
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // String names the source for errors and logs without query string or credentials.
@@ -197,6 +212,11 @@ func fetchJWKS(ctx context.Context, client *http.Client, src jwksSource) ([]byte
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := client.Do(req)
 	if err != nil {
+		// url.Error repeats the whole URL (query included): keep the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("fetch JWKS %s: %w", src, err)
 	}
 	defer resp.Body.Close()

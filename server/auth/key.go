@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // maxKeyFileBytes bounds what LoadOrCreateSigningKey reads: a PKCS#8 Ed25519 PEM is about 120 bytes.
@@ -65,6 +66,15 @@ func loadSigningKey(path string) (ed25519.PrivateKey, error) {
 	}
 	if perm := st.Mode().Perm(); perm&0o027 != 0 {
 		return nil, fmt.Errorf("signing key %q has mode %04o: it must not be readable by others nor writable by group or others (chmod 600)", path, perm)
+	}
+	// Owned by this user or by root (a Kubernetes Secret mount), in a
+	// directory others cannot write to: else someone else could read or
+	// swap the key that mints every token.
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() && sys.Uid != 0 {
+		return nil, fmt.Errorf("signing key %q is owned by uid %d, not by this user (%d) or root", path, sys.Uid, os.Geteuid())
+	}
+	if dst, err := os.Stat(filepath.Dir(path)); err == nil && dst.Mode().Perm()&0o002 != 0 && dst.Mode()&os.ModeSticky == 0 {
+		return nil, fmt.Errorf("signing key directory %q is writable by others (mode %04o): anyone could replace the key", filepath.Dir(path), dst.Mode().Perm())
 	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
 	if err != nil {

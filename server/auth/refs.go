@@ -3,65 +3,41 @@ package auth
 import (
 	"fmt"
 	"strings"
+
+	"github.com/exportd/exportd/engine/activity"
 )
 
-// Kinds of a requested scope (SPEC §1 `requested_scope.kind`) and of a coverage [Target].
+// Kinds of a requested scope (SPEC §1 `requested_scope.kind`) and of a coverage [Target]:
+// activity's, the one definition.
 const (
-	KindEnterprise    = "enterprise"
-	KindClient        = "client"
-	KindClientAccount = "client_account"
+	KindEnterprise    = activity.KindEnterprise
+	KindClient        = activity.KindClient
+	KindClientAccount = activity.KindClientAccount
 )
 
-// Ref prefixes of the resources a scope can name, and of token subjects.
+// Ref prefixes of the resources a scope can name, and of token subjects (activity's).
 const (
-	PrefixEnterprise     = "enterprises/"
-	PrefixClient         = "clients/"
-	PrefixClientAccount  = "client-accounts/"
-	PrefixUser           = "users/"
-	PrefixServiceAccount = "service-accounts/"
+	PrefixEnterprise     = activity.PrefixEnterprise
+	PrefixClient         = activity.PrefixClient
+	PrefixClientAccount  = activity.PrefixClientAccount
+	PrefixUser           = activity.PrefixUser
+	PrefixServiceAccount = activity.PrefixServiceAccount
 )
-
-// isCanonicalUUID reports whether s is a UUID in canonical lowercase text form
-// (8-4-4-4-12 lowercase hex digits). Version and variant bits are not checked: refs are opaque ids.
-func isCanonicalUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 // hasUUID reports whether ref is prefix followed by a canonical lowercase UUID.
 func hasUUID(ref, prefix string) bool {
-	rest, ok := strings.CutPrefix(ref, prefix)
-	return ok && isCanonicalUUID(rest)
+	return activity.ValidRef(ref, prefix)
 }
 
 // KindOf returns the kind named by a scope ref's prefix (`enterprises/<uuid>` → [KindEnterprise],
 // `clients/<uuid>` → [KindClient], `client-accounts/<uuid>` → [KindClientAccount]). ok is false
 // unless the ref is exactly such a prefix followed by a canonical lowercase UUID.
 func KindOf(ref string) (kind string, ok bool) {
-	switch {
-	case hasUUID(ref, PrefixEnterprise):
-		return KindEnterprise, true
-	case hasUUID(ref, PrefixClient):
-		return KindClient, true
-	case hasUUID(ref, PrefixClientAccount):
-		return KindClientAccount, true
+	kind, ok = activity.ScopeKindOf(ref)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	return kind, true
 }
 
 // ValidSubject reports whether sub is `users/<uuid>` or `service-accounts/<uuid>` with a canonical

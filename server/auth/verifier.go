@@ -78,7 +78,10 @@ func (c *Config) setDefaults() {
 		c.FetchTimeout = defaultFetchTimeout
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: c.FetchTimeout}
+		// Redirects are not followed: a JWKS endpoint that moved is an
+		// error to fix in the configuration, not a hop to another host.
+		c.HTTPClient = &http.Client{Timeout: c.FetchTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
