@@ -140,6 +140,8 @@ type Config struct {
 	// DownloadStallTimeout is how long a download may make no progress
 	// before the connection is dropped (default 60s).
 	DownloadStallTimeout time.Duration
+	// Webhooks, if set, serves the webhook endpoints of SPEC §8 (webhooks.go).
+	Webhooks *Webhooks
 }
 
 func (c *Config) setDefaults() {
@@ -416,6 +418,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 		default:
 			s.fail(ctx, rq, routeNotFound())
 		}
+	case path == webhooksPath || strings.HasPrefix(path, webhooksPath+"/"):
+		s.routeWebhooks(ctx, rq, path)
 	default:
 		s.fail(ctx, rq, routeNotFound())
 	}
