@@ -132,6 +132,10 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 	return nil
 }
 
+// claimScan bounds the due deliveries one claim considers: its cost stays
+// flat however large the backlog.
+const claimScan = 1000
+
 const deliveryColumns = `id::text, endpoint_id::text, event_type, export_id::text, occurred_at, state, attempts,
 	next_attempt_at, coalesce(last_status, 0), last_error, finished_at`
 
@@ -184,11 +188,23 @@ func (s *Store) Deliveries(ctx context.Context, endpointID string, limit int) ([
 // more attempt, and is due again when the lease ends (so a replica that
 // dies holding it loses it then). Replicas claiming at once skip each
 // other's rows (FOR UPDATE SKIP LOCKED): one replica at a time attempts a
-// delivery. Due is judged by the database clock.
-func (s *Store) ClaimDeliveries(ctx context.Context, owner string, n int, lease time.Duration) ([]*webhook.Claimed, error) {
-	rows, err := s.pool.Query(ctx, `WITH due AS (
+// delivery. An endpoint never has more than perEndpoint deliveries under a
+// live lease, across all replicas, so a receiver that hangs holds at most
+// that many attempts. Due is judged by the database clock; the candidates
+// are the claimScan oldest due deliveries.
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, n, perEndpoint int, lease time.Duration) ([]*webhook.Claimed, error) {
+	rows, err := s.pool.Query(ctx, `WITH busy AS (
+			SELECT endpoint_id, count(*) AS n FROM operations_activity_export_webhook_deliveries
+			WHERE state = 'pending' AND lease_until > now() GROUP BY endpoint_id
+		), candidates AS (
+			SELECT id, endpoint_id, row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rank
+			FROM (SELECT id, endpoint_id, next_attempt_at FROM operations_activity_export_webhook_deliveries
+				WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $5) AS due
+		), due AS (
 			SELECT d.id FROM operations_activity_export_webhook_deliveries d
-			WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+			WHERE d.id IN (SELECT c.id FROM candidates c LEFT JOIN busy b ON b.endpoint_id = c.endpoint_id
+				WHERE c.rank + coalesce(b.n, 0) <= $4)
+			  AND d.state = 'pending' AND d.next_attempt_at <= now()
 			ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
 		), claimed AS (
 			UPDATE operations_activity_export_webhook_deliveries d SET claimed_by = $1,
@@ -201,7 +217,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, n int, lease 
 			c.next_attempt_at, coalesce(c.last_status, 0), c.last_error, c.finished_at,
 			c.export, c.claim_epoch, w.url, w.secret
 		FROM claimed c JOIN operations_activity_export_webhooks w ON w.id = c.endpoint_id
-		ORDER BY c.next_attempt_at`, owner, n, lease.String())
+		ORDER BY c.next_attempt_at`, owner, n, lease.String(), perEndpoint, claimScan)
 	if err != nil {
 		return nil, fail(err, "claim deliveries")
 	}

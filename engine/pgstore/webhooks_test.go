@@ -198,7 +198,7 @@ func TestEventCoverage(t *testing.T) {
 // test abandons its own at cleanup).
 func claimAll(t *testing.T, s *Store, owner string, n int, lease time.Duration) []*webhook.Claimed {
 	t.Helper()
-	cs, err := s.ClaimDeliveries(context.Background(), owner, n, lease)
+	cs, err := s.ClaimDeliveries(context.Background(), owner, n, 1000, lease)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestClaimLeaseFenceBackoff(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				cs, err := st.ClaimDeliveries(ctx, "claimer", 7, time.Hour)
+				cs, err := st.ClaimDeliveries(ctx, "claimer", 7, 1000, time.Hour)
 				if err != nil {
 					t.Error(err)
 					return
@@ -443,5 +443,45 @@ func TestListEndpoints(t *testing.T) {
 		if !seen[id] {
 			t.Fatalf("%s not listed", id)
 		}
+	}
+}
+
+// At most perEndpoint deliveries of one endpoint are under a live lease at
+// once, across claimers; other endpoints' deliveries are claimed beside.
+func TestClaimPerEndpointBound(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	ent := "enterprises/" + uuid.NewString()
+	a := newEndpoint(t, s, engine.KindEnterprise, ent, ent, "", webhook.EventCancelled)
+	for i := 0; i < 6; i++ {
+		x := startExport(t, s, engine.KindEnterprise, ent, ent, "")
+		if _, err := s.Cancel(ctx, x.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.ClaimDeliveries(ctx, "r1", 10, 2, time.Hour)
+	if err != nil || len(first) != 2 {
+		t.Fatalf("first claim: %d %v", len(first), err)
+	}
+	if again, err := s.ClaimDeliveries(ctx, "r2", 10, 2, time.Hour); err != nil || len(again) != 0 {
+		t.Fatalf("claim past the bound: %d %v", len(again), err)
+	}
+	// A second endpoint of the same events is not held back.
+	b := newEndpoint(t, s, engine.KindEnterprise, ent, ent, "", webhook.EventCancelled)
+	x := startExport(t, s, engine.KindEnterprise, ent, ent, "")
+	if _, err := s.Cancel(ctx, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimDeliveries(ctx, "r2", 10, 2, time.Hour)
+	if err != nil || len(got) != 1 || got[0].EndpointID != b.ID {
+		t.Fatalf("other endpoint: %+v %v", got, err)
+	}
+	// An outcome frees a place.
+	if _, err := s.RecordDelivery(ctx, webhook.Outcome{ID: first[0].ID, Owner: "r1", Epoch: first[0].Epoch, OK: true, Status: 200}, webhook.DefaultBackoff); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ClaimDeliveries(ctx, "r2", 10, 2, time.Hour)
+	if err != nil || len(got) != 1 || got[0].EndpointID != a.ID {
+		t.Fatalf("after an outcome: %+v %v", got, err)
 	}
 }

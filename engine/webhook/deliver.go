@@ -20,8 +20,9 @@ import (
 // method blocks on the database, honours ctx and is safe for concurrent
 // use.
 type Store interface {
-	// ClaimDeliveries claims up to n due deliveries for owner for lease.
-	ClaimDeliveries(ctx context.Context, owner string, n int, lease time.Duration) ([]*Claimed, error)
+	// ClaimDeliveries claims up to n due deliveries for owner for lease,
+	// at most perEndpoint under a live lease per endpoint.
+	ClaimDeliveries(ctx context.Context, owner string, n, perEndpoint int, lease time.Duration) ([]*Claimed, error)
 	// RecordDelivery records an attempt's outcome, fenced by the claim;
 	// it returns the new state, or an error wrapping engine.ErrLost when the
 	// claim was lost meanwhile.
@@ -48,10 +49,13 @@ type Config struct {
 	Render func(*engine.Export) ([]byte, error)
 	// Owner names this replica in claims.
 	Owner string
-	// Concurrency bounds the attempts under way at once (default 16): a
-	// receiver that hangs holds one of them for at most the client's
-	// timeout, never the others.
+	// Concurrency bounds the attempts under way at once (default 16).
 	Concurrency int
+	// PerEndpoint bounds the attempts under way to one endpoint, across
+	// all replicas (default 4; at most Concurrency): a receiver that hangs
+	// holds that many attempts, each for at most the client's timeout,
+	// and the other endpoints keep the rest.
+	PerEndpoint int
 	// Poll is how often due deliveries are looked for when there were
 	// none (default 250ms).
 	Poll time.Duration
@@ -72,6 +76,10 @@ func (c *Config) setDefaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 	}
+	if c.PerEndpoint <= 0 {
+		c.PerEndpoint = 4
+	}
+	c.PerEndpoint = min(c.PerEndpoint, c.Concurrency)
 	if c.Poll <= 0 {
 		c.Poll = 250 * time.Millisecond
 	}
@@ -135,7 +143,6 @@ func (d *Deliverer) Run(ctx context.Context) {
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	var lastGauge, lastRetention time.Time
-	full := false // the last claim filled every free slot: more may be due
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,10 +150,8 @@ func (d *Deliverer) Run(ctx context.Context) {
 		case <-d.done:
 			inFlight--
 			d.gauge(inFlight)
-			if full {
-				full = false
-				tick.Reset(0)
-			}
+			// A slot (and a place of its endpoint) is free: claim at once.
+			tick.Reset(0)
 			continue
 		case <-tick.C:
 		}
@@ -161,7 +166,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 		}
 		free := d.cfg.Concurrency - inFlight
 		if free > 0 {
-			cs, err := d.cfg.Store.ClaimDeliveries(ctx, d.cfg.Owner, free, d.cfg.Lease)
+			cs, err := d.cfg.Store.ClaimDeliveries(ctx, d.cfg.Owner, free, d.cfg.PerEndpoint, d.cfg.Lease)
 			if err != nil && ctx.Err() == nil {
 				d.log.Warn("claim webhook deliveries", zap.Error(err))
 			}
@@ -175,11 +180,6 @@ func (d *Deliverer) Run(ctx context.Context) {
 				}()
 			}
 			d.gauge(inFlight)
-			if len(cs) == free {
-				full = true
-				tick.Reset(d.cfg.Poll) // or as soon as an attempt ends
-				continue
-			}
 		}
 		tick.Reset(d.cfg.Poll)
 	}

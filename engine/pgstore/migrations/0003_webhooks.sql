@@ -65,6 +65,9 @@ CREATE INDEX operations_activity_export_webhook_deliveries_due ON operations_act
     WHERE state = 'pending';
 CREATE INDEX operations_activity_export_webhook_deliveries_oldest ON operations_activity_export_webhook_deliveries (occurred_at)
     WHERE state = 'pending';
+-- Attempts under way, per endpoint (the per-endpoint bound of a claim).
+CREATE INDEX operations_activity_export_webhook_deliveries_leased ON operations_activity_export_webhook_deliveries (endpoint_id)
+    WHERE state = 'pending' AND lease_until IS NOT NULL;
 -- The deliveries log (latest first) and the endpoint cascade.
 CREATE INDEX operations_activity_export_webhook_deliveries_endpoint ON operations_activity_export_webhook_deliveries (endpoint_id, occurred_at DESC, id DESC);
 -- Retention of delivered and abandoned rows.
