@@ -26,6 +26,8 @@ import (
 //     then the URL's form and resolution), 403 scope_not_covered.
 //   - An unknown, deleted or not covered endpoint is 404 webhook_not_found;
 //     a malformed id 400 invalid_field_value (details.field webhook_id).
+//   - An enterprise has at most Webhooks.MaxPerEnterprise (25) live
+//     endpoints: beyond, 422 not_admissible with reason too_many_webhooks.
 //   - The deliveries log holds the latest page_size (1-100, default 20)
 //     deliveries, newest event first.
 
@@ -46,7 +48,7 @@ const (
 // GetEndpoint and DeleteEndpoint return webhook.ErrNotFound for an endpoint
 // that does not exist or was deleted.
 type WebhookStore interface {
-	CreateEndpoint(ctx context.Context, w *webhook.Endpoint) error
+	CreateEndpoint(ctx context.Context, w *webhook.Endpoint, limit int) error
 	GetEndpoint(ctx context.Context, id string) (*webhook.Endpoint, error)
 	ListEndpoints(ctx context.Context, v engine.Visibility, after *engine.Cursor, limit int) ([]*webhook.Endpoint, error)
 	DeleteEndpoint(ctx context.Context, id string) error
@@ -63,7 +65,14 @@ type URLChecker interface {
 type Webhooks struct {
 	Store WebhookStore
 	URLs  URLChecker
+	// MaxPerEnterprise bounds the live endpoints of one enterprise (default
+	// 25; beyond, 422 not_admissible too_many_webhooks): every final state
+	// of its exports writes one delivery per endpoint, in that transaction.
+	MaxPerEnterprise int
 }
+
+// defaultMaxWebhooks is Webhooks.MaxPerEnterprise's default.
+const defaultMaxWebhooks = 25
 
 // RenderExport returns the export resource JSON of x, byte for byte what
 // GET /operations-activity-exports/{id} answers for the same record: the
@@ -75,6 +84,8 @@ const (
 	msgWebhookNotFound  = "The webhook endpoint was not found."
 	msgInvalidWebhook   = "The webhook request is invalid."
 	fieldWebhookID      = "webhook_id"
+
+	reasonTooManyWebhooks = "too_many_webhooks"
 )
 
 func invalidWebhook(reason, field string) *apiError {
@@ -274,7 +285,16 @@ func (s *Server) createWebhook(ctx *fasthttp.RequestCtx, rq *request) {
 	}
 	w := &webhook.Endpoint{ID: uuid.NewString(), URL: req.URL, ScopeKind: req.Kind, ScopeRef: req.Ref,
 		EnterpriseRef: enterprise, ClientRef: client, Events: req.Events, Secret: secret, CreatedBy: p.Subject}
-	if err := s.cfg.Webhooks.Store.CreateEndpoint(opCtx, w); err != nil {
+	limit := s.cfg.Webhooks.MaxPerEnterprise
+	if limit <= 0 {
+		limit = defaultMaxWebhooks
+	}
+	err = s.cfg.Webhooks.Store.CreateEndpoint(opCtx, w, limit)
+	if errors.Is(err, webhook.ErrTooManyEndpoints) {
+		s.fail(ctx, rq, notAdmissible(reasonTooManyWebhooks))
+		return
+	}
+	if err != nil {
 		s.fail(ctx, rq, dependencyError(err))
 		return
 	}

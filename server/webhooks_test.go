@@ -176,6 +176,21 @@ func TestWebhookCreateValidation(t *testing.T) {
 	}
 }
 
+// An enterprise's endpoints are capped: 422 not_admissible beyond.
+func TestWebhookCapPerEnterprise(t *testing.T) {
+	e := newEnv(t, envOptions{rateLimit: -1, tuneSrv: func(c *Config) {
+		c.Webhooks = &Webhooks{Store: pg.Store, URLs: webhook.NewClient(webhook.ClientConfig{AllowLoopback: true}), MaxPerEnterprise: 2}
+	}})
+	ten := newTenant()
+	tok := e.token(newUser(), capsAll, ten.ent+":subtree")
+	for i := 0; i < 2; i++ {
+		if r := e.do("POST", webhooksPath, tok, hookBody("enterprise", ten.ent, ""), nil); r.status != 201 {
+			t.Fatalf("create %d: %d %s", i, r.status, r.body)
+		}
+	}
+	wantError(t, e.do("POST", webhooksPath, tok, hookBody("enterprise", ten.ent, ""), nil), 422, codeNotAdmissible, msgNotAdmissible, reasonTooManyWebhooks)
+}
+
 // Lists page with caller-bound tokens; a client token sees the client's
 // endpoints and its accounts', not the enterprise's.
 func TestWebhookListPagesAndCoverage(t *testing.T) {

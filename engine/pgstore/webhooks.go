@@ -32,14 +32,42 @@ func scanEndpoint(row pgx.Row) (*webhook.Endpoint, error) {
 }
 
 // CreateEndpoint records w (its ID preset by the caller); the database
-// stamps CreatedAt.
-func (s *Store) CreateEndpoint(ctx context.Context, w *webhook.Endpoint) error {
-	err := s.pool.QueryRow(ctx, `INSERT INTO operations_activity_export_webhooks (id, url, scope_kind, scope_ref,
+// stamps CreatedAt. With limit > 0, a tenant that already has limit live
+// endpoints gets webhook.ErrTooManyEndpoints and nothing is recorded; the
+// tenant is w's enterprise (its scope ref when no enterprise is known), and
+// the count is exact across replicas (under the tenant's advisory lock).
+func (s *Store) CreateEndpoint(ctx context.Context, w *webhook.Endpoint, limit int) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(err, "begin create of webhook endpoint %s", w.ID)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
+	if limit > 0 {
+		tenant := w.EnterpriseRef
+		if tenant == "" {
+			tenant = w.ScopeRef
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 4343))`, tenant); err != nil {
+			return fail(err, "lock webhook endpoints of %s", tenant)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM operations_activity_export_webhooks
+			WHERE deleted_at IS NULL AND enterprise_ref = $1 AND ($1 <> '' OR scope_ref = $2)`, w.EnterpriseRef, w.ScopeRef).Scan(&n); err != nil {
+			return fail(err, "count webhook endpoints of %s", tenant)
+		}
+		if n >= limit {
+			return webhook.ErrTooManyEndpoints
+		}
+	}
+	err = tx.QueryRow(ctx, `INSERT INTO operations_activity_export_webhooks (id, url, scope_kind, scope_ref,
 		enterprise_ref, client_ref, events, secret, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		RETURNING created_at`, w.ID, w.URL, w.ScopeKind, w.ScopeRef, w.EnterpriseRef, w.ClientRef, w.Events,
 		w.Secret, w.CreatedBy).Scan(&w.CreatedAt)
 	if err != nil {
 		return fail(err, "insert webhook endpoint %s", w.ID)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err, "commit create of webhook endpoint %s", w.ID)
 	}
 	w.CreatedAt = w.CreatedAt.UTC()
 	return nil

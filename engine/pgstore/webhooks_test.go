@@ -21,7 +21,7 @@ func newEndpoint(t *testing.T, s *Store, kind, ref, enterprise, client string, e
 	}
 	w := &webhook.Endpoint{ID: uuid.NewString(), URL: "https://hooks.example/" + uuid.NewString(), ScopeKind: kind,
 		ScopeRef: ref, EnterpriseRef: enterprise, ClientRef: client, Events: events, Secret: "whsec_x", CreatedBy: "users/u"}
-	if err := s.CreateEndpoint(context.Background(), w); err != nil {
+	if err := s.CreateEndpoint(context.Background(), w, 0); err != nil {
 		t.Fatal(err)
 	}
 	// Abandon what is left so later tests' claims never see it.
@@ -484,4 +484,60 @@ func TestClaimPerEndpointBound(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].EndpointID != a.ID {
 		t.Fatalf("after an outcome: %+v %v", got, err)
 	}
+}
+
+// The per-tenant cap holds exactly under concurrent creates from three
+// pools; deleting one frees a place.
+func TestEndpointCapUnderRace(t *testing.T) {
+	s := newStore(t)
+	stores := []*Store{s, New(openPool(t)), New(openPool(t))}
+	ctx := context.Background()
+	ent := "enterprises/" + uuid.NewString()
+	var mu sync.Mutex
+	var made []string
+	refused := 0
+	var wg sync.WaitGroup
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &webhook.Endpoint{ID: uuid.NewString(), URL: "https://h.example/", ScopeKind: engine.KindEnterprise,
+				ScopeRef: ent, EnterpriseRef: ent, Events: webhook.Events, Secret: "whsec_x", CreatedBy: "users/u"}
+			err := stores[i%3].CreateEndpoint(ctx, w, 5)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, webhook.ErrTooManyEndpoints):
+				refused++
+			case err != nil:
+				t.Error(err)
+			default:
+				made = append(made, w.ID)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(made) != 5 || refused != 7 {
+		t.Fatalf("%d created, %d refused; want 5 and 7", len(made), refused)
+	}
+	for _, id := range made {
+		t.Cleanup(func() { _ = s.DeleteEndpoint(ctx, id) })
+	}
+	// Another tenant is not counted; a deleted endpoint frees its place.
+	other := &webhook.Endpoint{ID: uuid.NewString(), URL: "https://h.example/", ScopeKind: engine.KindEnterprise,
+		ScopeRef: "enterprises/" + uuid.NewString(), Events: webhook.Events, Secret: "whsec_x", CreatedBy: "users/u"}
+	other.EnterpriseRef = other.ScopeRef
+	if err := s.CreateEndpoint(ctx, other, 5); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.DeleteEndpoint(ctx, other.ID) })
+	if err := s.DeleteEndpoint(ctx, made[0]); err != nil {
+		t.Fatal(err)
+	}
+	again := &webhook.Endpoint{ID: uuid.NewString(), URL: "https://h.example/", ScopeKind: engine.KindEnterprise,
+		ScopeRef: ent, EnterpriseRef: ent, Events: webhook.Events, Secret: "whsec_x", CreatedBy: "users/u"}
+	if err := s.CreateEndpoint(ctx, again, 5); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	t.Cleanup(func() { _ = s.DeleteEndpoint(ctx, again.ID) })
 }

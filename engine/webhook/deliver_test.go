@@ -170,7 +170,7 @@ func TestRetriedUntilAcceptedExactlyOnce(t *testing.T) {
 	rcv := newReceiver(t, secret, func(_ string, attempt int) bool { return attempt <= 2 })
 	w := &webhook.Endpoint{ID: uuid.NewString(), URL: rcv.srv.URL + "/hook?k=v", ScopeKind: engine.KindEnterprise, ScopeRef: ent,
 		EnterpriseRef: ent, Events: webhook.Events, Secret: secret, CreatedBy: "users/u"}
-	if err := s.CreateEndpoint(ctx, w); err != nil {
+	if err := s.CreateEndpoint(ctx, w, 0); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.DeleteEndpoint(ctx, w.ID) })
@@ -268,7 +268,7 @@ func TestTwoDeliverersAttemptEachEventOnce(t *testing.T) {
 		rcv := newReceiver(t, secret, nil)
 		w := &webhook.Endpoint{ID: uuid.NewString(), URL: rcv.srv.URL, ScopeKind: engine.KindEnterprise, ScopeRef: ent,
 			EnterpriseRef: ent, Events: webhook.Events, Secret: secret, CreatedBy: "users/u"}
-		if err := s.CreateEndpoint(context.Background(), w); err != nil {
+		if err := s.CreateEndpoint(context.Background(), w, 0); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.DeleteEndpoint(context.Background(), w.ID) })
@@ -336,7 +336,7 @@ func TestHangingReceiverDoesNotDelayOthers(t *testing.T) {
 	}{{slow.srv.URL, slowSecret}, {fast.srv.URL, fastSecret}} {
 		w := &webhook.Endpoint{ID: uuid.NewString(), URL: ep.url, ScopeKind: engine.KindEnterprise, ScopeRef: ent,
 			EnterpriseRef: ent, Events: webhook.Events, Secret: ep.secret, CreatedBy: "users/u"}
-		if err := s.CreateEndpoint(context.Background(), w); err != nil {
+		if err := s.CreateEndpoint(context.Background(), w, 0); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.DeleteEndpoint(context.Background(), w.ID) })

@@ -35,8 +35,13 @@ const (
 	StateAbandoned = "abandoned"
 )
 
-// ErrNotFound is returned for an endpoint that does not exist (or was deleted).
-var ErrNotFound = errors.New("webhook endpoint not found")
+// Errors of the endpoint store.
+var (
+	// ErrNotFound: the endpoint does not exist (or was deleted).
+	ErrNotFound = errors.New("webhook endpoint not found")
+	// ErrTooManyEndpoints: the tenant has its maximum of live endpoints.
+	ErrTooManyEndpoints = errors.New("too many webhook endpoints")
+)
 
 // Endpoint is a registered receiver. EnterpriseRef (always) and ClientRef
 // (account scopes) are the scope's resolved parents, as on export records.
