@@ -186,7 +186,10 @@ func TestLoopbackServers(t *testing.T) {
 	tsrv, tn := countingServer(t, true, nil)
 	hsrv, hn := countingServer(t, false, nil)
 	port := tsrv.URL[strings.LastIndex(tsrv.URL, ":")+1:]
-	strict := NewClient(ClientConfig{TLS: trust(tsrv)})
+	// localhost resolves as the system would (/etc/hosts), without a DNS
+	// packet leaving the machine.
+	hosts := &fakeResolver{calls: map[string]int{}, answers: map[string][][]netip.Addr{"localhost": {addrs("127.0.0.1", "::1")}}}
+	strict := NewClient(ClientConfig{TLS: trust(tsrv), Resolver: hosts})
 	for _, u := range []string{tsrv.URL + "/h", "https://localhost:" + port + "/h", hsrv.URL + "/h"} {
 		if err := strict.CheckURL(ctx, u); !errors.Is(err, ErrForbiddenURL) {
 			t.Errorf("CheckURL(%s) = %v", u, err)
@@ -232,7 +235,8 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		t.Cleanup(redir.Close)
 		rport := redir.URL[strings.LastIndex(redir.URL, ":")+1:]
 		c := NewClient(ClientConfig{TLS: trust(redir),
-			Resolver: &fakeResolver{calls: map[string]int{}, answers: map[string][][]netip.Addr{"example.com": {addrs("127.0.0.2")}}}})
+			Resolver: &fakeResolver{calls: map[string]int{}, answers: map[string][][]netip.Addr{
+				"example.com": {addrs("127.0.0.2")}, "localhost": {addrs("127.0.0.1", "::1")}}}})
 		c.permit = func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") }
 		code, err := c.Post(ctx, "https://example.com:"+rport+"/h", nil, []byte("{}"))
 		if err != nil || code != http.StatusTemporaryRedirect || rn.Load() != 1 {
