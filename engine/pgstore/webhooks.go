@@ -401,3 +401,31 @@ func clip(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// deliveriesChannel is the NOTIFY channel of migration 0003's trigger.
+const deliveriesChannel = "exportd_webhook_deliveries"
+
+// ListenDeliveries calls wake whenever a transaction that wrote deliveries
+// commits (LISTEN on a connection of its own, outside the pool), until ctx
+// ends or the connection fails; it returns that error (ctx's on a clean
+// stop). wake must not block.
+func (s *Store) ListenDeliveries(ctx context.Context, wake func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fail(err, "connect for LISTEN")
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+deliveriesChannel); err != nil {
+		return fail(err, "LISTEN %s", deliveriesChannel)
+	}
+	wake() // anything written before the LISTEN took effect
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fail(err, "wait for %s", deliveriesChannel)
+		}
+		wake()
+	}
+}

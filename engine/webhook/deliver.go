@@ -34,6 +34,14 @@ type Store interface {
 	DeleteOldDeliveries(ctx context.Context, retention time.Duration, limit int) (int, error)
 }
 
+// Listener is what a Store may also do: call wake (which never blocks) as
+// soon as new deliveries are committed, until ctx ends or it fails (then
+// Run calls it again after a second). Without it, new deliveries wait for
+// the next poll.
+type Listener interface {
+	ListenDeliveries(ctx context.Context, wake func()) error
+}
+
 // Sender posts one delivery and returns the answer's status (*Client).
 type Sender interface {
 	Post(ctx context.Context, url string, h http.Header, body []byte) (int, error)
@@ -57,7 +65,8 @@ type Config struct {
 	// and the other endpoints keep the rest.
 	PerEndpoint int
 	// Poll is how often due deliveries are looked for when there were
-	// none (default 250ms).
+	// none (default 250ms; new events wake the deliverer at once when the
+	// Store is a Listener, so Poll bounds the lateness of retries only).
 	Poll time.Duration
 	// Lease is how long a claim holds a delivery (default 30s; longer than
 	// an attempt's timeout): a replica that dies holding one loses it then.
@@ -115,6 +124,7 @@ type Deliverer struct {
 	cfg  Config
 	log  *zap.Logger
 	done chan struct{} // an attempt ended: a slot is free
+	wake chan struct{} // new deliveries were committed
 }
 
 // NewDeliverer returns a deliverer; Run starts it.
@@ -123,7 +133,7 @@ func NewDeliverer(cfg Config) (*Deliverer, error) {
 	if cfg.Store == nil || cfg.Sender == nil || cfg.Render == nil || cfg.Owner == "" {
 		return nil, errors.New("webhook: Store, Sender, Render and Owner are required")
 	}
-	return &Deliverer{cfg: cfg, log: cfg.Logger, done: make(chan struct{}, cfg.Concurrency)}, nil
+	return &Deliverer{cfg: cfg, log: cfg.Logger, done: make(chan struct{}, cfg.Concurrency), wake: make(chan struct{}, 1)}, nil
 }
 
 // Intervals of the housekeeping done by Run.
@@ -139,6 +149,13 @@ const (
 func (d *Deliverer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if l, ok := d.cfg.Store.(Listener); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.listen(ctx, l)
+		}()
+	}
 	inFlight := 0
 	tick := time.NewTimer(0)
 	defer tick.Stop()
@@ -153,6 +170,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			// A slot (and a place of its endpoint) is free: claim at once.
 			tick.Reset(0)
 			continue
+		case <-d.wake:
 		case <-tick.C:
 		}
 		now := time.Now()
@@ -182,6 +200,26 @@ func (d *Deliverer) Run(ctx context.Context) {
 			d.gauge(inFlight)
 		}
 		tick.Reset(d.cfg.Poll)
+	}
+}
+
+// listen runs the Store's LISTEN until ctx ends, again a second after
+// each failure.
+func (d *Deliverer) listen(ctx context.Context, l Listener) {
+	wake := func() {
+		select {
+		case d.wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	for ctx.Err() == nil {
+		if err := l.ListenDeliveries(ctx, wake); err != nil && ctx.Err() == nil {
+			d.log.Warn("listen for webhook deliveries", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 }
 

@@ -101,6 +101,11 @@ BEGIN
       AND (w.scope_kind = 'enterprise'
            OR (w.scope_kind = 'client' AND (NEW.scope_ref = w.scope_ref OR NEW.client_ref = w.scope_ref))
            OR (w.scope_kind = 'client_account' AND NEW.scope_ref = w.scope_ref));
+    IF FOUND THEN
+        -- Wakes the deliverers (LISTEN) at commit; identical notifications of
+        -- one transaction are folded into one.
+        PERFORM pg_notify('exportd_webhook_deliveries', '');
+    END IF;
     RETURN NULL;
 END
 $$;
