@@ -141,6 +141,7 @@ const (
 	gaugeEvery     = 5 * time.Second
 	retentionEvery = 10 * time.Minute
 	retentionBatch = 1000
+	claimRetry     = 2 * time.Second
 )
 
 // Run delivers until ctx ends, then waits for the attempts under way
@@ -185,8 +186,12 @@ func (d *Deliverer) Run(ctx context.Context) {
 		free := d.cfg.Concurrency - inFlight
 		if free > 0 {
 			cs, err := d.cfg.Store.ClaimDeliveries(ctx, d.cfg.Owner, free, d.cfg.PerEndpoint, d.cfg.Lease)
-			if err != nil && ctx.Err() == nil {
-				d.log.Warn("claim webhook deliveries", zap.Error(err))
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Warn("claim webhook deliveries", zap.Error(err))
+				}
+				tick.Reset(max(d.cfg.Poll, claimRetry)) // PostgreSQL away: no busy loop, no log flood
+				continue
 			}
 			for _, c := range cs {
 				inFlight++
