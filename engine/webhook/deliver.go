@@ -146,7 +146,8 @@ const (
 
 // Run delivers until ctx ends, then waits for the attempts under way
 // (which ctx's end cuts short; their claims are recorded as failed
-// attempts, to be retried). It owns every goroutine it starts.
+// attempts, to be retried). It owns every goroutine it starts. Call it
+// once per Deliverer.
 func (d *Deliverer) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()

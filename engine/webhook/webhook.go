@@ -94,19 +94,11 @@ type Outcome struct {
 }
 
 // Backoff is the retry schedule of SPEC §8: first retry after Base (5 s),
-// doubling, capped at Max (1 h), for GiveUp (24 h) after the event.
+// doubling, capped at Max (1 h), for GiveUp (24 h) after the event. The
+// store applies it by the database clock (pgstore.RecordDelivery).
 type Backoff struct {
 	Base, Max, GiveUp time.Duration
 }
 
 // DefaultBackoff is SPEC §8's schedule.
 var DefaultBackoff = Backoff{Base: 5 * time.Second, Max: time.Hour, GiveUp: 24 * time.Hour}
-
-// Delay is the wait after the attempts-th failed attempt (1-based).
-func (b Backoff) Delay(attempts int) time.Duration {
-	d := b.Base
-	for i := 1; i < attempts && d < b.Max; i++ {
-		d *= 2
-	}
-	return min(d, b.Max)
-}
