@@ -459,6 +459,10 @@ func TestClaimPerEndpointBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	time.Sleep(100 * time.Millisecond)
+	if age, err := s.OldestPending(ctx); err != nil || age < 100*time.Millisecond || age > time.Minute {
+		t.Fatalf("oldest pending: %v %v", age, err)
+	}
 	first, err := s.ClaimDeliveries(ctx, "r1", 10, 2, time.Hour)
 	if err != nil || len(first) != 2 {
 		t.Fatalf("first claim: %d %v", len(first), err)
