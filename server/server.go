@@ -142,6 +142,11 @@ type Config struct {
 	DownloadStallTimeout time.Duration
 	// Webhooks, if set, serves the webhook endpoints of SPEC §8 (webhooks.go).
 	Webhooks *Webhooks
+	// Schedules, if set, serves the schedule routes (SPEC §9; else 404);
+	// SchedulePoke, if set, is called after a schedule is created (the
+	// sweep runs soon, for a backfill).
+	Schedules    ScheduleStore
+	SchedulePoke func()
 }
 
 func (c *Config) setDefaults() {
@@ -231,6 +236,8 @@ type Server struct {
 	reads     *callerLimiter
 	downloads *downloadSlots
 	secret    []byte
+	// consoleAssets are the console's files by path (console.go).
+	consoleAssets map[string]consoleAsset
 
 	// waits ends the create handlers' waits on Shutdown, so that open
 	// requests answer at once with the export's current state.
@@ -253,7 +260,7 @@ func New(cfg Config) (*Server, error) {
 		rand.Read(secret) // never fails (crypto/rand, Go ≥ 1.24)
 	}
 	waits, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
+	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop, consoleAssets: consoleAssets(),
 		limiter:   newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers),
 		reads:     newCallerLimiter(cfg.ReadRateLimit, cfg.ReadRateBurst, cfg.MaxCallers),
 		downloads: &downloadSlots{perCaller: cfg.MaxDownloadsPerCaller, total: cfg.MaxDownloads, byCaller: map[string]int{}}}
@@ -420,6 +427,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 		}
 	case path == webhooksPath || strings.HasPrefix(path, webhooksPath+"/"):
 		s.routeWebhooks(ctx, rq, path)
+	case path == schedulesPath || strings.HasPrefix(path, schedulesPath+"/"):
+		s.routeSchedules(ctx, rq, path)
+	case path == "/console" || strings.HasPrefix(path, consolePath):
+		s.console(ctx, rq, path)
 	default:
 		s.fail(ctx, rq, routeNotFound())
 	}

@@ -55,6 +55,8 @@ type settings struct {
 	WebhookAllowLoopback bool
 	WebhookBackoffBase   time.Duration
 	WebhookLease         time.Duration
+	// ScheduleSweep is the interval of the schedule sweep (SPEC §9).
+	ScheduleSweep time.Duration
 
 	ch chconn.Config
 }
@@ -213,6 +215,7 @@ func (s *settings) list() []setting {
 			return err
 		}},
 		{"replica-id", "EXPORTD_REPLICA_ID", "", "stable id of this replica in export records (default: host and HTTP address)", str(&s.ReplicaID)},
+		{"schedule-sweep-interval", "EXPORTD_SCHEDULE_SWEEP_INTERVAL", "15s", "how often each replica makes the due exports of schedules (also at start)", dur(&s.ScheduleSweep, true)},
 	}
 }
 
