@@ -491,3 +491,53 @@ func TestE2EWebhookVerifierRefusesForgeries(t *testing.T) {
 		}
 	}
 }
+
+// Exports a schedule makes (SPEC §9) fire the usual webhooks: a daily UTC
+// schedule starting three days back backfills three exports, and the
+// receiver gets exactly their three ready events.
+func TestE2EWebhooksForScheduledExports(t *testing.T) {
+	mustExportd(t, nil, "migrate")
+	v := startVerifier(t)
+	s := startServe(t, append(webhookEnv, "EXPORTD_SCHEDULE_SWEEP_INTERVAL=1s")...)
+	ent := "enterprises/" + uuid.NewString()
+	tok := s.token(t, ent+":subtree", "operations_reports.create", "operations_reports.read")
+	rcv := newHookReceiver(t, v)
+	registerHook(t, s, tok, ent, rcv)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	start := today.AddDate(0, 0, -3)
+	code, _, b := s.do(t, "POST", "/operations-activity-export-schedules", tok,
+		fmt.Sprintf(`{"every":"day","time_zone":"UTC","starts_at_utc":%q,"delay_minutes":0,"export":{"format":"csv","requested_scope":{"kind":"enterprise","ref":%q}}}`,
+			start.Format(time.RFC3339), ent))
+	if code != 201 {
+		t.Fatalf("create schedule: %d %s", code, b)
+	}
+	eventually(t, 60*time.Second, "3 events of scheduled exports", func() bool { return rcv.acceptedCount() >= 3 })
+	time.Sleep(2 * time.Second) // a fourth would be a duplicate or a period not yet ended
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.bad) != 0 || len(rcv.accepted) != 3 {
+		t.Fatalf("%d events accepted, refused %q", len(rcv.accepted), rcv.bad)
+	}
+	days := map[string]bool{}
+	for id, bodies := range rcv.attempts {
+		var ev hookEvent
+		if err := json.Unmarshal(bodies[0], &ev); err != nil {
+			t.Fatal(err)
+		}
+		var data struct {
+			Status         string `json:"status"`
+			FilterCriteria struct {
+				From string `json:"date_from_utc"`
+			} `json:"filter_criteria"`
+		}
+		if err := json.Unmarshal(ev.Data, &data); err != nil || ev.Type != "operations_activity_export.ready" || data.Status != "ready" {
+			t.Fatalf("event %s: %s", id, bodies[0])
+		}
+		days[data.FilterCriteria.From] = true
+	}
+	for i := 0; i < 3; i++ {
+		if d := start.AddDate(0, 0, i).Format(time.RFC3339); !days[d] {
+			t.Fatalf("no event for the period of %s (got %v)", d, days)
+		}
+	}
+}
