@@ -18,6 +18,7 @@ test:
 	deploy/scripts/ensure-postgres.sh
 	deploy/scripts/ensure-prometheus.sh
 	deploy/scripts/ensure-s3.sh
+	deploy/scripts/ensure-node.sh
 	deploy/scripts/ensure-chromium.sh
 	$(GO) vet $(PKGS)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -30,6 +31,7 @@ lint:
 ## e2e: the end-to-end suite only (built binary against a private ClickHouse)
 e2e:
 	deploy/scripts/ensure-clickhouse.sh
+	deploy/scripts/ensure-node.sh
 	deploy/scripts/ensure-chromium.sh
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/... ./server/...
 

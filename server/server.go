@@ -140,6 +140,8 @@ type Config struct {
 	// DownloadStallTimeout is how long a download may make no progress
 	// before the connection is dropped (default 60s).
 	DownloadStallTimeout time.Duration
+	// Webhooks, if set, serves the webhook endpoints of SPEC §8 (webhooks.go).
+	Webhooks *Webhooks
 	// Schedules, if set, serves the schedule routes (SPEC §9; else 404);
 	// SchedulePoke, if set, is called after a schedule is created (the
 	// sweep runs soon, for a backfill).
@@ -423,6 +425,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 		default:
 			s.fail(ctx, rq, routeNotFound())
 		}
+	case path == webhooksPath || strings.HasPrefix(path, webhooksPath+"/"):
+		s.routeWebhooks(ctx, rq, path)
 	case path == schedulesPath || strings.HasPrefix(path, schedulesPath+"/"):
 		s.routeSchedules(ctx, rq, path)
 	case path == "/console" || strings.HasPrefix(path, consolePath):

@@ -50,6 +50,11 @@ type settings struct {
 	ShutdownGrace           time.Duration
 	LogLevel                zapcore.Level
 	ReplicaID               string
+	// Webhooks (SPEC §8): the loopback switch, and the retry schedule's
+	// base and the claim lease, which only tests change.
+	WebhookAllowLoopback bool
+	WebhookBackoffBase   time.Duration
+	WebhookLease         time.Duration
 	// ScheduleSweep is the interval of the schedule sweep (SPEC §9).
 	ScheduleSweep time.Duration
 
@@ -194,6 +199,20 @@ func (s *settings) list() []setting {
 		{"shutdown-grace", "EXPORTD_SHUTDOWN_GRACE", "30s", "time running exports get to finish on SIGTERM", dur(&s.ShutdownGrace, false)},
 		{"log-level", "EXPORTD_LOG_LEVEL", "info", "debug, info, warn or error", func(v string) error {
 			return s.LogLevel.UnmarshalText([]byte(strings.ToLower(v)))
+		}},
+		{"webhook-allow-loopback", "EXPORTD_WEBHOOK_ALLOW_LOOPBACK", "false", "admit http://127.0.0.1:PORT and http://[::1]:PORT webhook URLs (tests and local use only)", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			s.WebhookAllowLoopback = b
+			return err
+		}},
+		{"webhook-backoff-base", "EXPORTD_WEBHOOK_BACKOFF_BASE", "5s", "first webhook retry delay, doubling to 1h (SPEC §8: 5s; for tests only)", dur(&s.WebhookBackoffBase, true)},
+		{"webhook-lease", "EXPORTD_WEBHOOK_LEASE", "30s", "how long a replica's claim on a webhook delivery lasts (over 10s; for tests only)", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d <= 10*time.Second {
+				err = errors.New("must exceed the 10s attempt timeout")
+			}
+			s.WebhookLease = d
+			return err
 		}},
 		{"replica-id", "EXPORTD_REPLICA_ID", "", "stable id of this replica in export records (default: host and HTTP address)", str(&s.ReplicaID)},
 		{"schedule-sweep-interval", "EXPORTD_SCHEDULE_SWEEP_INTERVAL", "15s", "how often each replica makes the due exports of schedules (also at start)", dur(&s.ScheduleSweep, true)},

@@ -160,10 +160,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
+	hooks, hookClient, err := newWebhooks(s, records, reg, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Scopes: engine.NewScopes(conn), Keys: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
 		PageSecret: pageSecret[:], MaxDownloadsPerCaller: s.MaxDownloadsPerCaller, MaxDownloads: s.MaxDownloads,
-		Schedules: records, SchedulePoke: sweeper.Poke})
+		Webhooks: &server.Webhooks{Store: records, URLs: hookClient}, Schedules: records, SchedulePoke: sweeper.Poke})
 	if err != nil {
 		return err
 	}
@@ -205,6 +209,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return nil
 	})
+	// The webhook deliverer runs until the engine has drained (its last
+	// exports' events are in the outbox by then; any replica delivers them).
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	defer stopHooks()
+	g.Go(func() error { hooks.Run(hooksCtx); return nil })
 	<-serveCtx.Done()
 	if cause := context.Cause(serveCtx); ctx.Err() == nil && cause != nil {
 		log.Error("listener failed; shutting down", zap.Error(cause))
@@ -214,6 +223,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	eng.Shutdown(graceCtx) // draining: creates get 503, /readyz fails, reads still served
 	cancelGrace()
+	stopHooks()
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelStop()
 	_ = srv.Shutdown(stopCtx)
