@@ -65,9 +65,14 @@ stage() {
 }
 
 ctx="$(stage exportd)"
-log "exportd: go build (static)"
-CGO_ENABLED=0 GOOS=linux go build -trimpath -buildvcs=false \
-  -ldflags="-s -w -X main.version=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}" \
+# The version names the last commit that touched the binary's sources (and
+# -dirty for uncommitted changes there), so that a commit elsewhere (docs,
+# deploy files) does not change the binary and rebuild the image.
+srcs=(go.mod go.sum cmd engine ingest metrics server)
+version="${VERSION:-$(git log -1 --format=%h -- "${srcs[@]}" 2>/dev/null || echo dev)}"
+if [ -z "${VERSION:-}" ] && ! git diff --quiet HEAD -- "${srcs[@]}" 2>/dev/null; then version="$version-dirty"; fi
+log "exportd $version: go build (static)"
+CGO_ENABLED=0 GOOS=linux go build -trimpath -buildvcs=false -ldflags="-s -w -X main.version=$version" \
   -o "$ctx/exportd" ./cmd/exportd
 build exportd "$ctx"
 

@@ -3,9 +3,11 @@
 # names are then resolved once, at start; compose starts the replicas first).
 set -eu
 conf=/etc/nginx/nginx.conf
-if nginx -V 2>&1 | grep -q 'nginx/1\.2[0-6]\.'; then
+case "$(nginx -v 2>&1)" in
+*nginx/1.1[0-9].* | *nginx/1.2[0-6].* | *nginx/1.27.[0-2])
   sed -e 's/[[:space:]]resolve;/;/' "$conf" >/tmp/nginx.conf
   conf=/tmp/nginx.conf
-fi
+  ;;
+esac
 nginx -t -q -c "$conf"
 exec nginx -c "$conf" -g 'daemon off;'
