@@ -136,14 +136,14 @@ upstream_of() {
   addr="$(docker logs "$(cid lb)" 2>&1 | grep -F "req_id=$1" | tail -1 | sed -n 's/.*upstream=\([^ ]*\).*/\1/p')"
   ip="${addr##*, }"
   ip="${ip%:*}"
-  for svc in exportd-a exportd-b; do
-    if [ "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(cid "$svc")")" = "$ip" ]; then
-      echo "$svc"
-      return
-    fi
-  done
-  echo "unknown($addr)"
+  case "$ip" in
+  "$ip_a") echo exportd-a ;;
+  "$ip_b") echo exportd-b ;;
+  *) echo "unknown($addr)" ;;
+  esac
 }
+ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(cid "$1")"; }
+ip_a="$(ip_of exportd-a)" ip_b="$(ip_of exportd-b)"
 field() { jq -r "$1" <<<"$body"; }
 create_body() { # FROM TO COMPRESSION
   printf '{"format":"csv","filter_criteria":{"date_from_utc":"%s","date_to_utc":"%s"},"requested_scope":{"kind":"enterprise","ref":"%s"},"compression":"%s"}' \
