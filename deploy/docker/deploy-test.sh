@@ -244,12 +244,31 @@ q="$(curl -sS "$prom/api/v1/query" --data-urlencode 'query=count(up{job="exportd
 [ "$q" = 2 ] || fail "count(up{job=\"exportd\"} == 1) = $q"
 log "alert rules loaded: $have of $want healthy; up{job=\"exportd\"} counts 2"
 
+# s3_keys objects|uploads MATCH: the keys (one a line) of the bucket's objects
+# under exportd/, or of its unfinished multipart uploads, that contain MATCH;
+# a signed request from inside the S3 container (the port is not published).
+# Fails unless S3 answers with the listing (curl's SigV4 signs the query as
+# written, so it is written canonically).
+s3_keys() {
+  local query want out
+  case "$1" in
+  objects) query='list-type=2&prefix=exportd%2F' want='<ListBucketResult' ;;
+  uploads) query='uploads=' want='<ListMultipartUploadsResult' ;;
+  esac
+  out="$(dc exec -T minio curl -sS --aws-sigv4 aws:amz:us-east-1:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    --user exportd:exportd-local-secret "http://127.0.0.1:9000/exports?$query")"
+  [[ "$out" == *"$want"* ]] || fail "S3 $1 listing: $out"
+  grep -o '<Key>[^<]*</Key>' <<<"$out" | sed 's/<[^>]*>//g' | grep -F -- "$2" || true
+}
+[ "$(s3_keys objects "$id" | wc -w)" = 1 ] || fail "the ready export $id is not one object in S3: $(s3_keys objects "")"
+
 section "a replica killed mid-export"
 log "loading $kill_rows rows for one more enterprise (seed 62)"
 dc run --rm --no-deps -T seed ingest --generate "$kill_rows" --enterprises 1 --seed 62 --once >"$work/ingest.log" 2>&1 ||
   fail "ingest: $(tail -5 "$work/ingest.log")"
 ent="$(dc run --rm --no-deps -T seed ingest --print-enterprises --enterprises 1 --seed 62 2>/dev/null | tr -d '\r' | tail -1)"
 [[ "$ent" == enterprises/* ]] || fail "print-enterprises: $ent"
+demo_token="$token"
 token="$(dc run --rm --no-deps -T token token --sub service-accounts/00000000-0000-4000-8000-00000000d3e1 \
   --capability operations_reports.create --capability operations_reports.read --scope "$ent:subtree" --ttl 1h 2>/dev/null | tr -d '\r' | tail -1)"
 log "minted a token for $ent"
@@ -267,9 +286,10 @@ while :; do
 done
 survivor=exportd-a
 [ "$victim" = exportd-a ] && survivor=exportd-b
+before="$(s3_keys uploads "$kid" | wc -w)"
 docker kill "$(cid "$victim")" >/dev/null
 killed_at=$SECONDS
-log "export $kid running on $victim ($rc rows recorded): docker kill $victim"
+log "export $kid running on $victim ($rc rows recorded, $before multipart upload open): docker kill $victim"
 # The survivor reaps the export; nginx sends reads there (the victim's upstream fails).
 deadline=$((killed_at + 60))
 while :; do
@@ -285,21 +305,20 @@ done
 reason="$(field .failure_reason)"
 [ "$reason" = shutdown ] || fail "killed export failed with $reason, want shutdown"
 log "export $kid reads failed/shutdown $((SECONDS - killed_at))s after the kill"
-# s3 QUERY: a signed GET on the bucket from inside the S3 container.
-s3() {
-  dc exec -T minio curl -sS --aws-sigv4 aws:amz:us-east-1:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --user exportd:exportd-local-secret "http://127.0.0.1:9000/exports?$1"
-}
 deadline=$((SECONDS + 20))
 while :; do
-  objects="$(s3 'list-type=2&prefix=exportd/' | grep -o "<Key>[^<]*$kid[^<]*</Key>" || true)"
-  uploads="$(s3 'uploads' | grep -o "<Key>[^<]*</Key>" || true)"
+  objects="$(s3_keys objects "$kid")"
+  uploads="$(s3_keys uploads "")"
   [ -z "$objects" ] && [ -z "$uploads" ] && break
   [ "$SECONDS" -lt "$deadline" ] || fail "S3 still holds, 20s after the export failed: objects [$objects] uploads [$uploads]"
   sleep 1
 done
-ready_objects="$(s3 'list-type=2&prefix=exportd/' | grep -c "<Key>[^<]*$id" || true)"
+ready_objects="$(s3_keys objects "$id" | wc -w)"
 [ "$ready_objects" = 1 ] || fail "the ready export $id has $ready_objects objects in S3, want 1"
-log "S3: no object and no multipart upload of $kid; the ready export's object is still there"
+log "S3: no object and no multipart upload left of $kid; the ready export's one object is still there"
+token="$demo_token"
 api_call GET "/operations-activity-exports/$id/download"
 [ "$code" = 200 ] || fail "download through the survivor after the kill: $code"
-log "$survivor still serves downloads"
+[ "$(sha256sum "$work/body" | cut -d' ' -f1)" = "$sum" ] || fail "download after the kill: checksum differs"
+log "$survivor still serves the ready export (checksum matches)"
+log "$victim after docker kill: running=$(docker inspect -f '{{.State.Running}}' "$(cid "$victim")") restarts=$(docker inspect -f '{{.RestartCount}}' "$(cid "$victim")")"
