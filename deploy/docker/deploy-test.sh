@@ -85,6 +85,7 @@ deploy/docker/build-images.sh
 
 section "compose up (project $project; API $api, Prometheus $prom)"
 dc down -v --remove-orphans >/dev/null 2>&1 || true
+docker-compose -p "$project" -f deploy/compose.yaml config -q # the production file alone parses too
 dc config -q
 dc up -d --no-build 2>&1 | sed 's/^/    /'
 published="$(docker ps --filter "label=com.docker.compose.project=$project" --format '{{.Ports}}' | tr ',' '\n' | grep -- '->' || true)"
