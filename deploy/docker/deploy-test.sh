@@ -77,7 +77,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-section "Kubernetes manifests (kustomize build, client dry run)"
+section "Kubernetes manifests (kustomize build, schema check)"
 deploy/docker/check-k8s.sh
 
 section "images (deploy/docker/build-images.sh)"
