@@ -85,5 +85,11 @@ bench-records:
 	deploy/scripts/ensure-postgres.sh
 	$(GO) run ./bench/records $(RECORDSFLAGS)
 
+## deploy-test: the compose stack for real from locally built images (needs a running Docker engine;
+## deploy/README.md "Running the stack for real"). Not part of make test.
+.PHONY: deploy-test
+deploy-test:
+	deploy/docker/deploy-test.sh
+
 clean:
 	rm -rf bin

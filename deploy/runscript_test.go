@@ -31,12 +31,16 @@ import (
 // scriptPaths are the shell scripts of the repository, relative to deploy/.
 func scriptPaths(t *testing.T) []string {
 	t.Helper()
-	paths, err := filepath.Glob("scripts/*.sh")
-	if err != nil {
-		t.Fatal(err)
+	var paths []string
+	for _, pattern := range []string{"scripts/*.sh", "docker/*.sh", "docker/*/*.sh"} {
+		p, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p...)
 	}
 	paths = append(paths, "../.ci/run")
-	if len(paths) < 4 {
+	if len(paths) < 8 {
 		t.Fatalf("found only %v", paths)
 	}
 	return paths

@@ -9,7 +9,18 @@ import (
 // this replica, else its record (a primary-key read).
 func (e *Engine) Get(ctx context.Context, id string) (*Export, error) {
 	if j := e.local(id); j != nil {
-		return j.snapshot(), nil
+		x := j.snapshot()
+		if Terminal(x.Status) {
+			return x, nil
+		}
+		// The job runs here, but another replica may have ended it already
+		// (a cancel through it, or a lost-lease verdict) before this one's
+		// next heartbeat: the recorded final state wins, as in List. With
+		// the records unreachable, the job's own view.
+		if r, err := e.cfg.Records.Get(ctx, id); err == nil && Terminal(r.Status) {
+			return r, nil
+		}
+		return x, nil
 	}
 	if x := e.unsavedState(id); x != nil {
 		return x, nil

@@ -88,6 +88,12 @@ func TestCancelThroughOtherReplicaBeforeOwnerHeartbeat(t *testing.T) {
 	if err != nil || y.Status != engine.StatusCancelled {
 		t.Fatalf("cancel through B: %+v %v", y, err)
 	}
+	// Read-your-writes through any replica (a load balancer may send the
+	// next GET to the owner): while A's job still runs unaware (gate shut,
+	// no heartbeat), A's Get reads the recorded cancel.
+	if got, err := a.Get(ctx, x.ID); err != nil || got.Status != engine.StatusCancelled {
+		t.Fatalf("Get on the owner right after a cancel through B: %+v %v", got, err)
+	}
 	r.release()
 	z, err := a.Wait(ctx, x.ID, 30*time.Second)
 	if err != nil || z.Status != engine.StatusCancelled || z.FailureReason != "" {
