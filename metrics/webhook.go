@@ -45,6 +45,11 @@ func NewWebhook(reg prometheus.Registerer) *Webhook {
 			Name: "exportd_webhook_attempts_in_flight", Help: "Webhook delivery attempts under way on this replica.",
 		}),
 	}
+	// Every outcome is exposed from the start (at 0), so rates and alerts
+	// have a series before the first delivery.
+	for _, o := range []string{WebhookDelivered, WebhookRetry, WebhookAbandoned, WebhookLost} {
+		m.Deliveries.WithLabelValues(o)
+	}
 	reg.MustRegister(m.Deliveries, m.Attempts, m.AttemptDuration, m.OldestPending, m.InFlight)
 	return m
 }
