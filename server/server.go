@@ -382,6 +382,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 			return
 		}
 		s.readyz(ctx)
+	case path == openapiPath:
+		rq.route = routeOpenAPI
+		if !get {
+			s.methodNotAllowed(ctx, rq, "GET")
+			return
+		}
+		s.openapi(ctx)
 	case path == exportsPath:
 		switch {
 		case post:
