@@ -252,8 +252,16 @@ func (w *walk) judge(x *exchange, docRejects bool) (reason string, problems []st
 		if x.resp.Header.Get("X-Request-Id") == "" {
 			bad("response %d to %s %s has no X-Request-Id", status, x.req.Method, x.req.URL.Path)
 		}
+		// The validator passes an empty or null JSON body without looking
+		// at the schema: a documented JSON response must have a value.
+		if r := op.op.Responses.Codes.GetOrZero(strconv.Itoa(status)); r != nil && r.Content != nil && r.Content.GetOrZero("application/json") != nil && x.req.Method != http.MethodHead {
+			var v any
+			if err := json.Unmarshal(x.respBody, &v); err != nil || v == nil {
+				bad("response %d to %s %s: the document declares a JSON body, got %q", status, x.req.Method, x.req.URL.Path, clipBody(x.respBody))
+			}
+		}
 	case template != "":
-		problems = append(problems, w.checkComponent("MethodNotAllowed", x.resp.Header, x.respBody)...)
+		problems = append(problems, w.checkComponent("MethodNotAllowed", x.req.Method == http.MethodHead, x.resp.Header, x.respBody)...)
 		want := strings.Join(w.spec.methods(template), ", ")
 		got := strings.Split(x.resp.Header.Get("Allow"), ", ")
 		slices.Sort(got)
@@ -261,7 +269,7 @@ func (w *walk) judge(x *exchange, docRejects bool) (reason string, problems []st
 			bad("%s %s (documented methods %s) answered %d, Allow %q", x.req.Method, x.req.URL.Path, want, status, x.resp.Header.Get("Allow"))
 		}
 	default:
-		problems = append(problems, w.checkComponent("RouteNotFound", x.resp.Header, x.respBody)...)
+		problems = append(problems, w.checkComponent("RouteNotFound", x.req.Method == http.MethodHead, x.resp.Header, x.respBody)...)
 		if status != http.StatusNotFound {
 			bad("undocumented %s %s answered %d, want the route-level 404: %s", x.req.Method, x.req.URL.Path, status, clipBody(x.respBody))
 		}
@@ -270,9 +278,9 @@ func (w *walk) judge(x *exchange, docRejects bool) (reason string, problems []st
 }
 
 // checkComponent validates a response against a response of
-// components/responses: its JSON body schema, content type and required
-// headers.
-func (w *walk) checkComponent(component string, h http.Header, body []byte) (problems []string) {
+// components/responses: its JSON body schema (none for HEAD), content type
+// and required headers.
+func (w *walk) checkComponent(component string, head bool, h http.Header, body []byte) (problems []string) {
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	cr := w.spec.model.Components.Responses.GetOrZero(component)
 	if cr == nil {
@@ -281,8 +289,15 @@ func (w *walk) checkComponent(component string, h http.Header, body []byte) (pro
 	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		bad("Content-Type %q, want JSON (%s)", ct, component)
 	}
-	sch := cr.Content.GetOrZero("application/json").Schema.Schema()
-	if ok, errs := schema_validation.NewSchemaValidator().ValidateSchemaBytes(sch, body); !ok {
+	// The validator passes an empty or null payload without looking at
+	// the schema: decode it here, and require an object.
+	var decoded map[string]any
+	if err := json.Unmarshal(body, &decoded); err != nil || decoded == nil {
+		if !head {
+			bad("body is not a JSON object (%v): %s", err, clipBody(body))
+		}
+	} else if ok, errs := schema_validation.NewSchemaValidator().ValidateSchemaObject(
+		cr.Content.GetOrZero("application/json").Schema.Schema(), decoded); !ok {
 		bad("body does not match components/responses/%s:\n%s%s", component, describe(errs), clipBody(body))
 	}
 	for hname, hdr := range cr.Headers.FromOldest() {
@@ -505,7 +520,7 @@ func walkthroughSteps() []step {
 		{name: "malformed request", before: func(w *walk) {
 			resp, b := rawExchange(w.t, w.envs["main"].e.addr, []byte("POST "+exportsPath+" HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"))
 			w.rows[strconv.Itoa(resp.StatusCode)+" "+detailsReason(b)]++
-			for _, p := range w.checkComponent("BadRequest", resp.Header, b) {
+			for _, p := range w.checkComponent("BadRequest", false, resp.Header, b) {
 				w.t.Errorf("malformed request: %s", p)
 			}
 			if resp.StatusCode != 400 || detailsReason(b) != "malformed_request" {
@@ -534,7 +549,7 @@ func walkthroughSteps() []step {
 		{name: "request timeout", before: func(w *walk) {
 			resp, b := rawExchange(w.t, w.envs["slowread"].e.addr, []byte("GET /healthz HTTP/1.1\r\nHost: x\r\n"))
 			w.rows[strconv.Itoa(resp.StatusCode)+" "+detailsReason(b)]++
-			for _, p := range w.checkComponent("RequestTimeout", resp.Header, b) {
+			for _, p := range w.checkComponent("RequestTimeout", false, resp.Header, b) {
 				w.t.Errorf("request timeout: %s", p)
 			}
 			if resp.StatusCode != 408 {
@@ -727,6 +742,11 @@ func (w *walk) mutants() {
 		{"405 with another Allow", "method not allowed", func(x *exchange) { x.resp.Header.Set("Allow", "GET") }},
 		{"a route 404 with another code", "unknown route", func(x *exchange) { setBody(x, func(m map[string]any) { m["code"] = "missing" }) }},
 		{"an undocumented route answering", "unknown route", func(x *exchange) { x.resp.StatusCode = 200 }},
+		{"a route 404 without body", "unknown route", func(x *exchange) { x.respBody = nil }},
+		{"a resource without body", "get ready", func(x *exchange) { x.respBody = nil }},
+		{"a resource that is null", "get ready", func(x *exchange) { x.respBody = []byte("null") }},
+		{"an error without body", "bad export id", func(x *exchange) { x.respBody = nil }},
+		{"a 405 without body", "method not allowed", func(x *exchange) { x.respBody = nil }},
 	} {
 		x := w.kept[c.step]
 		if x == nil {
