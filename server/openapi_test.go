@@ -124,6 +124,19 @@ func (s *openapiSpec) match(method, path string) (template string, op *operation
 	return template, nil
 }
 
+// adminOnly reports whether a path template is served by the admin
+// listener only (its operations carry x-exportd-listener: admin).
+func (s *openapiSpec) adminOnly(template string) bool {
+	for _, o := range s.operations() {
+		if o.path == template && o.op.Extensions != nil {
+			if n := o.op.Extensions.GetOrZero("x-exportd-listener"); n != nil && n.Value == "admin" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // methods returns the documented methods of a path template.
 func (s *openapiSpec) methods(template string) []string {
 	var ms []string

@@ -232,7 +232,7 @@ func (w *walk) judge(x *exchange, docRejects bool) (reason string, problems []st
 	status := x.resp.StatusCode
 	reason = detailsReason(x.respBody)
 	template, op := w.spec.match(x.req.Method, x.req.URL.Path)
-	if op != nil && op.op.Extensions != nil && op.op.Extensions.GetOrZero("x-exportd-listener") != nil {
+	if w.spec.adminOnly(template) {
 		template, op = "", nil // served by the admin listener only
 	}
 	switch {
