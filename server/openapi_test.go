@@ -29,25 +29,33 @@ type openapiSpec struct {
 // schema; any error fails the test.
 func loadOpenAPI(t *testing.T) *openapiSpec {
 	t.Helper()
+	s, err := parseOpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func parseOpenAPI() (*openapiSpec, error) {
 	doc, err := libopenapi.NewDocument(OpenAPI())
 	if err != nil {
-		t.Fatalf("parse openapi.json: %v", err)
+		return nil, fmt.Errorf("parse openapi.json: %w", err)
 	}
 	if v := doc.GetVersion(); v != "3.1.0" {
-		t.Fatalf("openapi version %q, want 3.1.0", v)
+		return nil, fmt.Errorf("openapi version %q, want 3.1.0", v)
 	}
 	m, err := doc.BuildV3Model()
 	if err != nil {
-		t.Fatalf("build the OpenAPI model: %v", err)
+		return nil, fmt.Errorf("build the OpenAPI model: %w", err)
 	}
 	v, errs := validator.NewValidator(doc, config.WithFormatAssertions())
 	if len(errs) > 0 {
-		t.Fatalf("validator: %v", errs)
+		return nil, fmt.Errorf("validator: %v", errs)
 	}
 	if ok, verrs := v.ValidateDocument(); !ok || len(verrs) > 0 {
-		t.Fatalf("openapi.json is not a valid OpenAPI 3.1 document:\n%s", describe(verrs))
+		return nil, fmt.Errorf("openapi.json is not a valid OpenAPI 3.1 document:\n%s", describe(verrs))
 	}
-	return &openapiSpec{model: &m.Model, v: v}
+	return &openapiSpec{model: &m.Model, v: v}, nil
 }
 
 // describe renders validation errors with their schema failures.

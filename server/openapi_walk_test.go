@@ -55,6 +55,9 @@ type exchange struct {
 	reqBody  []byte
 	resp     *http.Response
 	respBody []byte
+	// truncated: the body was not read to its end, or was too long to keep
+	// (respBody is then empty and only status and headers are judged).
+	truncated bool
 }
 
 // request returns a copy of the request with a fresh body reader (the
@@ -465,6 +468,7 @@ func walkthroughSteps() []step {
 			body: `{"format":"csv","compression":"gzip","filter_criteria":{"date_from_utc":"2026-04-01T00:00:00.000+00:00","date_to_utc":"2026-04-30T23:59:59.999Z","families":["deposit","withdrawal"],"statuses":["settled"],"currencies":["USDC"]},"requested_scope":{"kind":"client","ref":"{client}"},"columns":["occurred_at_utc","amount","reference"],"time_zone":"Europe/Paris","csv_bom":true}`,
 			hdr:  map[string]string{"Idempotency-Key": "walk-options-1"}},
 		{name: "create jsonl zstd", method: "POST", path: exportsPath, token: "all", body: body(`"csv"`, `"jsonl","compression":"zstd"`), status: 201, save: "jsonl"},
+		{name: "create jsonl", method: "POST", path: exportsPath, token: "all", body: body(`"csv"`, `"jsonl"`), status: 201, save: "jsonlplain"},
 		{name: "create parquet", method: "POST", path: exportsPath, token: "all", body: body(`"csv"`, `"parquet"`), status: 201, save: "parquet"},
 		{name: "create account scope", method: "POST", path: exportsPath, token: "all", body: strings.Replace(walkBody, `"kind":"enterprise","ref":"{ent}"`, `"kind":"client_account","ref":"{acct}"`, 1), status: 201},
 		{name: "create running", method: "POST", path: exportsPath, token: "all", body: body("{ent}", "{slow_ent}"), hdr: wait0, status: 201, save: "running"},
@@ -477,6 +481,7 @@ func walkthroughSteps() []step {
 			method: "GET", path: exportsPath + "?page_size=2&page_token={page2}", token: "all", status: 200},
 		{name: "download csv", method: "GET", path: exportsPath + "/{ready}/download", token: "read", status: 200},
 		{name: "download jsonl zstd", method: "GET", path: exportsPath + "/{jsonl}/download", token: "read", status: 200},
+		{name: "download jsonl", method: "GET", path: exportsPath + "/{jsonlplain}/download", token: "read", status: 200},
 		{name: "download parquet", method: "GET", path: exportsPath + "/{parquet}/download", token: "read", status: 200},
 		{name: "download range", method: "GET", path: exportsPath + "/{ready}/download", token: "read", hdr: map[string]string{"Range": "bytes=0-9"}, status: 206},
 		{name: "download suffix range", method: "GET", path: exportsPath + "/{ready}/download", token: "read", hdr: map[string]string{"Range": "bytes=-5"}, status: 206},
