@@ -18,6 +18,7 @@ test:
 	deploy/scripts/ensure-postgres.sh
 	deploy/scripts/ensure-prometheus.sh
 	deploy/scripts/ensure-s3.sh
+	deploy/scripts/ensure-chromium.sh
 	$(GO) vet $(PKGS)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -race -timeout 40m -count=1 $(PKGS)
@@ -29,6 +30,7 @@ lint:
 ## e2e: the end-to-end suite only (built binary against a private ClickHouse)
 e2e:
 	deploy/scripts/ensure-clickhouse.sh
+	deploy/scripts/ensure-chromium.sh
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/... ./server/...
 
 ## faults: the fault-injection suite against real processes (ClickHouse killed mid-export and at create,
@@ -59,6 +61,13 @@ bench: build
 bench-quick: build
 	deploy/scripts/ensure-clickhouse.sh
 	$(GO) run ./bench/throughput -sizes 1e5,1e6 -runs 1 -out bench/results/quick
+
+## bench-replot: redraw every committed bench/results/**/throughput.svg from its throughput.json (measures nothing)
+.PHONY: bench-replot
+bench-replot:
+	@set -e; for f in bench/results/throughput.json bench/results/*/throughput.json; do \
+	  if [ -f "$$f" ]; then $(GO) run ./bench/throughput -replot "$$f" -out "$$(dirname "$$f")"; fi; \
+	done
 
 ## bench-overload: 1x-10x of the measured capacity against admission control; bench/results/overload.{json,svg}
 bench-overload: build

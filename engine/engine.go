@@ -41,6 +41,10 @@ type Config struct {
 	// ExportTimeout bounds one export from its start (default 2h): then it
 	// ends failed/timeout.
 	ExportTimeout time.Duration
+	// ShortRows: exports of at most this many planned rows run first on a
+	// replica, long ones yielding to them (default 100,000; negative: no
+	// lanes). See lanes.go.
+	ShortRows int64
 	// Owner identifies this replica in export records (default: random).
 	// With a stable owner, Start ends what a previous run left live at once.
 	Owner string
@@ -89,6 +93,9 @@ func (c *Config) setDefaults() {
 	if c.ExportTimeout <= 0 {
 		c.ExportTimeout = 2 * time.Hour
 	}
+	if c.ShortRows == 0 {
+		c.ShortRows = defaultShortRows
+	}
 	if c.Owner == "" {
 		c.Owner = uuid.NewString()
 	}
@@ -115,6 +122,7 @@ type Engine struct {
 	log   *zap.Logger
 	slots SlotSource
 	sched scheduler
+	lanes *lanes        // short exports first (lanes.go)
 	wake  chan struct{} // pokes the dispatcher (capacity 1)
 
 	mu       sync.Mutex
@@ -154,7 +162,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, log: cfg.Logger, slots: cfg.Slots, jobs: map[string]*job{}, wake: make(chan struct{}, 1),
 		sched:     scheduler{queues: map[string][]*job{}, holding: map[string]int{}, served: map[string]uint64{}},
-		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}}
+		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}, lanes: newLanes()}
 	if e.slots == nil {
 		e.slots = &fixedSlots{free: cfg.MaxExports, poke: e.poke}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -207,6 +208,8 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	if err != nil {
 		return nil, fmt.Errorf("BUG: %w", err)
 	}
+	leave := e.enterLane() // short until the plan says otherwise (lanes.go)
+	defer leave()
 	plan, err := reader.Plan(ctx, q)
 	if err != nil {
 		return nil, err
@@ -218,7 +221,11 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errStorage, err)
 	}
-	res, err := Pipe(ctx, reader, q, plan, Encoding{Format: x.Format, Compression: x.Compression, Options: x.Options}, e.cfg.MaxRows, w, cnt)
+	var sink io.Writer = w
+	if e.cfg.ShortRows >= 0 {
+		reader, q, sink = e.lane(ctx, reader, q, w, plan.Total, leave)
+	}
+	res, err := Pipe(ctx, reader, q, plan, Encoding{Format: x.Format, Compression: x.Compression, Options: x.Options}, e.cfg.MaxRows, sink, cnt)
 	if err == nil && e.cfg.OnRead != nil {
 		e.cfg.OnRead(res.Rows, res.ReadBytes)
 	}

@@ -118,6 +118,10 @@ func (s *Server) admit(ctx context.Context, p *auth.Principal, req *createReques
 	if s.cfg.Engine.Draining() {
 		return nil, unavailable(reasonShuttingDown, nil)
 	}
+	// Long exports of this replica yield while a create is admitted (its
+	// scope lookup, count and record take a few round trips that would
+	// each queue behind them on a busy machine): engine/lanes.go.
+	defer s.cfg.Engine.Urgent()()
 	now := s.cfg.Now()
 	if d, ok := s.limiter.allow(p.Subject, now); !ok {
 		if s.cfg.Metrics != nil {

@@ -86,21 +86,34 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 	if err != nil || root.kind != jObject {
 		return nil, invalid(reasonInvalidJSON, "")
 	}
+	return decodeRequest(root, "", true)
+}
 
+// decodeRequest runs steps 3-6 of decodeCreate on a parsed JSON object:
+// a create request, or (dates false) the export template of a schedule
+// (SPEC §9: a create request without filter_criteria dates, which are then
+// unknown members, and filter_criteria optional). Every details.field is
+// prefixed with prefix ("export." for a schedule's template).
+func decodeRequest(root *jsonValue, prefix string, dates bool) (*createRequest, *apiError) {
+	var err error
+	f := func(field string) string { return prefix + field }
 	// 3. Unknown members.
-	if e := onlyKnown(root, "", fieldFormat, fieldCompression, fieldFilter, fieldScope,
+	if e := onlyKnown(root, prefix, fieldFormat, fieldCompression, fieldFilter, fieldScope,
 		fieldColumns, fieldTimeZone, fieldCSVBOM); e != nil {
 		return nil, e
 	}
 	filter, scope := root.get(fieldFilter), root.get(fieldScope)
 	if filter != nil && filter.kind == jObject {
-		if e := onlyKnown(filter, fieldFilter+".", "date_from_utc", "date_to_utc",
-			"families", "statuses", "currencies"); e != nil {
+		known := []string{"date_from_utc", "date_to_utc", "families", "statuses", "currencies"}
+		if !dates {
+			known = known[2:]
+		}
+		if e := onlyKnown(filter, f(fieldFilter)+".", known...); e != nil {
 			return nil, e
 		}
 	}
 	if scope != nil && scope.kind == jObject {
-		if e := onlyKnown(scope, fieldScope+".", "kind", "ref"); e != nil {
+		if e := onlyKnown(scope, f(fieldScope)+".", "kind", "ref"); e != nil {
 			return nil, e
 		}
 	}
@@ -108,35 +121,35 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 	// 4. Missing members.
 	format := root.get(fieldFormat)
 	if format == nil {
-		return nil, invalid(reasonMissingField, fieldFormat)
+		return nil, invalid(reasonMissingField, f(fieldFormat))
 	}
-	if filter == nil {
-		return nil, invalid(reasonMissingField, fieldFilter)
+	if filter == nil && dates {
+		return nil, invalid(reasonMissingField, f(fieldFilter))
 	}
 	var from, to, kind, ref *jsonValue
-	if filter.kind == jObject {
+	if filter != nil && filter.kind == jObject && dates {
 		if from = filter.get("date_from_utc"); from == nil {
-			return nil, invalid(reasonMissingField, fieldFrom)
+			return nil, invalid(reasonMissingField, f(fieldFrom))
 		}
 		if to = filter.get("date_to_utc"); to == nil {
-			return nil, invalid(reasonMissingField, fieldTo)
+			return nil, invalid(reasonMissingField, f(fieldTo))
 		}
 	}
 	if scope == nil {
-		return nil, invalid(reasonMissingField, fieldScope)
+		return nil, invalid(reasonMissingField, f(fieldScope))
 	}
 	if scope.kind == jObject {
 		if kind = scope.get("kind"); kind == nil {
-			return nil, invalid(reasonMissingField, fieldKind)
+			return nil, invalid(reasonMissingField, f(fieldKind))
 		}
 		if ref = scope.get("ref"); ref == nil {
-			return nil, invalid(reasonMissingField, fieldRef)
+			return nil, invalid(reasonMissingField, f(fieldRef))
 		}
 	}
 	compression := root.get(fieldCompression)
 	columns, zone, bom := root.get(fieldColumns), root.get(fieldTimeZone), root.get(fieldCSVBOM)
 	var families, statuses, currencies *jsonValue
-	if filter.kind == jObject {
+	if filter != nil && filter.kind == jObject {
 		families, statuses, currencies = filter.get("families"), filter.get("statuses"), filter.get("currencies")
 	}
 
@@ -162,12 +175,12 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 		{bom, jBool, fieldCSVBOM},
 	} {
 		if c.v != nil && c.v.kind != c.want {
-			return nil, invalid(reasonInvalidValue, c.field)
+			return nil, invalid(reasonInvalidValue, f(c.field))
 		}
 		if c.v != nil && c.want == jArray {
 			for _, e := range c.v.elems {
 				if e.kind != jString {
-					return nil, invalid(reasonInvalidValue, c.field)
+					return nil, invalid(reasonInvalidValue, f(c.field))
 				}
 			}
 		}
@@ -176,34 +189,36 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 	// 6. Values.
 	r := &createRequest{Format: format.str, Compression: engine.CompressionNone, Kind: kind.str, Ref: ref.str}
 	if !engine.ValidFormat(r.Format) {
-		return nil, invalid(reasonUnsupportedFormat, fieldFormat)
+		return nil, invalid(reasonUnsupportedFormat, f(fieldFormat))
 	}
-	if r.From, err = activity.ParseTimestamp(from.str); err != nil {
-		return nil, invalid(reasonInvalidTimestamp, fieldFrom)
+	if dates {
+		if r.From, err = activity.ParseTimestamp(from.str); err != nil {
+			return nil, invalid(reasonInvalidTimestamp, f(fieldFrom))
+		}
+		if r.To, err = activity.ParseTimestamp(to.str); err != nil {
+			return nil, invalid(reasonInvalidTimestamp, f(fieldTo))
+		}
+		if r.From.After(r.To) {
+			return nil, invalid(reasonInvalidDateRange, f(fieldFilter))
+		}
+		r.DateFrom, r.DateTo = r.From.Format(time.RFC3339Nano), r.To.Format(time.RFC3339Nano)
 	}
-	if r.To, err = activity.ParseTimestamp(to.str); err != nil {
-		return nil, invalid(reasonInvalidTimestamp, fieldTo)
-	}
-	if r.From.After(r.To) {
-		return nil, invalid(reasonInvalidDateRange, fieldFilter)
-	}
-	r.DateFrom, r.DateTo = r.From.Format(time.RFC3339Nano), r.To.Format(time.RFC3339Nano)
 	switch r.Kind {
 	case auth.KindEnterprise, auth.KindClient, auth.KindClientAccount:
 	default:
-		return nil, invalid(reasonInvalidValue, fieldKind)
+		return nil, invalid(reasonInvalidValue, f(fieldKind))
 	}
 	refKind, ok := auth.KindOf(r.Ref)
 	if !ok {
-		return nil, invalid(reasonInvalidValue, fieldRef)
+		return nil, invalid(reasonInvalidValue, f(fieldRef))
 	}
 	if refKind != r.Kind {
-		return nil, invalid(reasonInvalidScope, fieldScope)
+		return nil, invalid(reasonInvalidScope, f(fieldScope))
 	}
 	if compression != nil {
 		r.Compression = compression.str
 		if !engine.ValidCompression(r.Compression) {
-			return nil, invalid(reasonInvalidValue, fieldCompression)
+			return nil, invalid(reasonInvalidValue, f(fieldCompression))
 		}
 	}
 	r.Options = engine.Options{
@@ -223,7 +238,7 @@ func decodeCreate(body []byte) (*createRequest, *apiError) {
 		field = fieldTimeZone // "" is Options' "absent", never a zone name
 	}
 	if field != "" {
-		return nil, invalid(reasonInvalidValue, field)
+		return nil, invalid(reasonInvalidValue, f(field))
 	}
 	return r, nil
 }
@@ -325,7 +340,7 @@ const (
 )
 
 // jsonValue is a parsed JSON value: enough of it to validate a schema.
-// Numbers are checked for well-formedness but not kept.
+// Numbers keep their text in str (a schedule's delay_minutes reads it).
 type jsonValue struct {
 	kind    jsonKind
 	str     string
@@ -392,7 +407,7 @@ func parseFrom(dec *json.Decoder, tok json.Token, depth int) (*jsonValue, error)
 	case bool:
 		return &jsonValue{kind: jBool, b: t}, nil
 	case json.Number:
-		return &jsonValue{kind: jNumber}, nil
+		return &jsonValue{kind: jNumber, str: t.String()}, nil
 	case string:
 		return &jsonValue{kind: jString, str: t}, nil
 	case json.Delim:

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -106,27 +105,10 @@ func (s *Server) list(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, e)
 		return
 	}
-	args := ctx.QueryArgs()
-	size := defaultPageSize
-	if vals := args.PeekMulti("page_size"); len(vals) > 0 {
-		n, err := strconv.Atoi(string(vals[0]))
-		if len(vals) > 1 || err != nil || n < 1 || n > maxPageSize || vals[0][0] == '+' {
-			s.fail(ctx, rq, invalid(reasonInvalidValue, "page_size"))
-			return
-		}
-		size = n
-	}
-	var cursor *engine.Cursor
-	if vals := args.PeekMulti("page_token"); len(vals) > 1 {
-		s.fail(ctx, rq, invalid(reasonInvalidPageToken, "page_token"))
+	size, cursor, e := s.pageArgs(ctx, p)
+	if e != nil {
+		s.fail(ctx, rq, e)
 		return
-	} else if len(vals) == 1 && len(vals[0]) > 0 {
-		c, err := decodePageToken(s.secret, p.Subject, string(vals[0]))
-		if err != nil {
-			s.fail(ctx, rq, invalid(reasonInvalidPageToken, "page_token"))
-			return
-		}
-		cursor = c
 	}
 
 	body := listBody{Items: []resource{}}

@@ -140,6 +140,11 @@ type Config struct {
 	// DownloadStallTimeout is how long a download may make no progress
 	// before the connection is dropped (default 60s).
 	DownloadStallTimeout time.Duration
+	// Schedules, if set, serves the schedule routes (SPEC §9; else 404);
+	// SchedulePoke, if set, is called after a schedule is created (the
+	// sweep runs soon, for a backfill).
+	Schedules    ScheduleStore
+	SchedulePoke func()
 }
 
 func (c *Config) setDefaults() {
@@ -229,6 +234,8 @@ type Server struct {
 	reads     *callerLimiter
 	downloads *downloadSlots
 	secret    []byte
+	// consoleAssets are the console's files by path (console.go).
+	consoleAssets map[string]consoleAsset
 
 	// waits ends the create handlers' waits on Shutdown, so that open
 	// requests answer at once with the export's current state.
@@ -251,7 +258,7 @@ func New(cfg Config) (*Server, error) {
 		rand.Read(secret) // never fails (crypto/rand, Go ≥ 1.24)
 	}
 	waits, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop,
+	s := &Server{cfg: cfg, log: cfg.Logger, secret: secret, waits: waits, stopWaits: stop, consoleAssets: consoleAssets(),
 		limiter:   newCallerLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxCallers),
 		reads:     newCallerLimiter(cfg.ReadRateLimit, cfg.ReadRateBurst, cfg.MaxCallers),
 		downloads: &downloadSlots{perCaller: cfg.MaxDownloadsPerCaller, total: cfg.MaxDownloads, byCaller: map[string]int{}}}
@@ -423,6 +430,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 		default:
 			s.fail(ctx, rq, routeNotFound())
 		}
+	case path == schedulesPath || strings.HasPrefix(path, schedulesPath+"/"):
+		s.routeSchedules(ctx, rq, path)
+	case path == "/console" || strings.HasPrefix(path, consolePath):
+		s.console(ctx, rq, path)
 	default:
 		s.fail(ctx, rq, routeNotFound())
 	}

@@ -35,6 +35,11 @@
 //	go run ./bench/throughput -sizes 1e5,1e6,1e7 -runs 3 -out bench/results
 //
 // A size may carry its own run count: -sizes 1e5,1e6,1e7:1.
+//
+// -replot FILE redraws OUT/throughput.svg from an earlier run's JSON and
+// measures nothing (make bench-replot):
+//
+//	go run ./bench/throughput -replot bench/results/throughput.json -out bench/results
 package main
 
 import (
@@ -84,8 +89,9 @@ type config struct {
 	keep    bool
 	tmpRoot string
 	pprof   bool
-	s3      bool // measure the S3 contender
-	s3Set   bool // -s3 given explicitly: a missing versitygw is an error
+	s3      bool   // measure the S3 contender
+	s3Set   bool   // -s3 given explicitly: a missing versitygw is an error
+	replot  string // a throughput.json to redraw; nothing is measured
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -101,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	tmp := fs.String("tmpdir", "", "parent of the temporary directory (default: $TMPDIR); outputs are written there")
 	useS3 := fs.Bool("s3", true, "also measure \"exportd API → S3\" against a private versitygw ($EXPORTD_VERSITYGW, PATH or $GOPATH/bin; "+
 		"deploy/scripts/ensure-s3.sh installs it); by default skipped with a note when versitygw is missing")
+	replotFrom := fs.String("replot", "", "redraw OUT/throughput.svg from this `throughput.json` of an earlier run; measures nothing")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -112,6 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c := config{outDir: *out, exportd: *bin, seed: *seed, keep: *keep, tmpRoot: *tmp, pprof: *prof, s3: *useS3}
 	fs.Visit(func(f *flag.Flag) { c.s3Set = c.s3Set || f.Name == "s3" })
+	if c.replot = *replotFrom; c.replot != "" {
+		return c, nil
+	}
 	for _, f := range strings.Split(*sizes, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
@@ -142,6 +152,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.replot != "" {
+		if err := replot(cfg.replot, cfg.outDir); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "redrew %s from %s\n", filepath.Join(cfg.outDir, "throughput.svg"), cfg.replot)
+		return nil
 	}
 	h := &harness{cfg: cfg, log: stderr}
 	if err := h.locateTools(ctx); err != nil {

@@ -50,6 +50,8 @@ type settings struct {
 	ShutdownGrace           time.Duration
 	LogLevel                zapcore.Level
 	ReplicaID               string
+	// ScheduleSweep is the interval of the schedule sweep (SPEC §9).
+	ScheduleSweep time.Duration
 
 	ch chconn.Config
 }
@@ -194,6 +196,7 @@ func (s *settings) list() []setting {
 			return s.LogLevel.UnmarshalText([]byte(strings.ToLower(v)))
 		}},
 		{"replica-id", "EXPORTD_REPLICA_ID", "", "stable id of this replica in export records (default: host and HTTP address)", str(&s.ReplicaID)},
+		{"schedule-sweep-interval", "EXPORTD_SCHEDULE_SWEEP_INTERVAL", "15s", "how often each replica makes the due exports of schedules (also at start)", dur(&s.ScheduleSweep, true)},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/exportd/exportd/engine"
 	"github.com/exportd/exportd/engine/pgstore"
+	"github.com/exportd/exportd/engine/schedules"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
 	"github.com/exportd/exportd/ingest"
@@ -143,6 +144,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := eng.Start(startCtx); err != nil {
 		return err
 	}
+	// The schedule sweep (SPEC §9): at start (downtime caught up), every
+	// EXPORTD_SCHEDULE_SWEEP_INTERVAL and after each schedule create.
+	sweeper, err := schedules.NewRunner(schedules.RunnerConfig{Store: records, Engine: eng, Scopes: engine.NewScopes(conn), Clock: records.Now, Interval: s.ScheduleSweep,
+		Logger: log.Named("schedules")})
+	if err != nil {
+		return err
+	}
+	sweeper.Start()
+	defer sweeper.Stop()
 	// Page tokens must verify on every replica: their HMAC key is derived from
 	// the signing key, which replicas share, rather than drawn per process.
 	signingKey, _, err := auth.LoadOrCreateSigningKey(s.SigningKey)
@@ -152,7 +162,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pageSecret := sha256.Sum256(append([]byte("exportd page tokens\x00"), signingKey.Seed()...))
 	srv, err := server.New(server.Config{Engine: eng, Admission: limiter, Scopes: engine.NewScopes(conn), Keys: records, Store: store, Verifier: verifier,
 		Metrics: m, Logger: log.Named("http"), MaxRange: s.MaxRange, RateLimit: s.RateLimit, RateBurst: s.RateBurst,
-		PageSecret: pageSecret[:], MaxDownloadsPerCaller: s.MaxDownloadsPerCaller, MaxDownloads: s.MaxDownloads})
+		PageSecret: pageSecret[:], MaxDownloadsPerCaller: s.MaxDownloadsPerCaller, MaxDownloads: s.MaxDownloads,
+		Schedules: records, SchedulePoke: sweeper.Poke})
 	if err != nil {
 		return err
 	}
@@ -199,6 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Error("listener failed; shutting down", zap.Error(cause))
 	}
 	log.Info("shutting down", zap.Duration("grace", s.ShutdownGrace))
+	sweeper.Stop() // no scheduled submits while draining (an open run is any replica's next sweep's)
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), s.ShutdownGrace)
 	eng.Shutdown(graceCtx) // draining: creates get 503, /readyz fails, reads still served
 	cancelGrace()

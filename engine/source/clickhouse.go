@@ -37,6 +37,9 @@ type Query struct {
 	Families      []string
 	Statuses      []string
 	Currencies    []string
+	// Priority, when positive, is the window queries' ClickHouse priority
+	// (1 the highest): a query yields while one of a higher priority runs.
+	Priority int
 }
 
 // ErrUnavailable wraps failures to reach ClickHouse at all (chconn's).
@@ -44,7 +47,7 @@ var ErrUnavailable = chconn.ErrUnavailable
 
 // Options configure a ClickHouse source.
 type Options struct {
-	// WindowRows bounds the rows of one ordered sub-query (default 2,000,000).
+	// WindowRows bounds the rows of one ordered sub-query (default 500,000).
 	// ClickHouse 18.16 cannot read in primary-key order, so ORDER BY sorts the
 	// whole result in server memory; reading the range as consecutive time
 	// windows of bounded size keeps that memory flat whatever the export size.
@@ -64,7 +67,7 @@ type ClickHouse struct {
 // New returns a source for the server of cfg.
 func New(cfg chconn.Config, opts Options) *ClickHouse {
 	if opts.WindowRows <= 0 {
-		opts.WindowRows = 2_000_000
+		opts.WindowRows = defaultWindowRows
 	}
 	return &ClickHouse{cfg: cfg, opts: opts}
 }
@@ -87,6 +90,11 @@ type window struct {
 }
 
 const dayMs = 86_400_000
+
+// defaultWindowRows: windows small enough that an export of a million rows
+// has several (the next one's sort overlaps the current one's stream, see
+// Stream), large enough that a query's fixed cost stays negligible.
+const defaultWindowRows = 500_000
 
 // blockRows caps the rows of a result block. The block is the largest live
 // allocation of an export (~400 B a row): 16384 rows keep it near 6 MiB,
@@ -146,44 +154,137 @@ func (s *ClickHouse) plan(ctx context.Context, c *chconn.Native, q Query) (*Plan
 // occurred_at_utc then activity_id. The block is borrowed: valid only until
 // fn returns. Cancelling ctx cancels the ClickHouse query. If plan is nil it
 // is computed first. fn's error stops the stream and is returned as is.
+//
+// Windows are read one after the other, fn always called from one window
+// at a time and in order, but the next window's query is sent while the
+// current one streams, on a second connection: ClickHouse 18.16 reads and
+// sorts a whole window before it sends its first block, so that sort (on
+// the server's other cores) overlaps with the decoding and encoding of the
+// current window instead of following it. At most two queries of an export
+// are in flight; the one ahead waits, sorted, in the server until its turn
+// (its first block blocks in the socket), so exportd holds two blocks.
 func (s *ClickHouse) Stream(ctx context.Context, q Query, plan *Plan, fn func(*activity.Block) error) (Stats, error) {
 	var st Stats
 	if q.EnterpriseRef == "" {
 		return st, errors.New("BUG: source query without enterprise")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	c, err := s.dial(ctx)
 	if err != nil {
 		return st, err
 	}
-	defer c.Close()
+	conns := [2]*chconn.Native{c}
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
 	if plan == nil {
 		if plan, err = s.plan(ctx, c, q); err != nil {
 			return st, err
 		}
 	}
-	b := activity.NewBlock()
+	blocks := [2]*activity.Block{activity.NewBlock()}
+	start := func(i int) *windowRead {
+		k := i % 2
+		if conns[k] == nil {
+			if conns[k], err = s.dial(ctx); err != nil {
+				return &windowRead{err: err}
+			}
+		}
+		if blocks[k] == nil {
+			blocks[k] = activity.NewBlock()
+		}
+		return s.startWindow(ctx, conns[k], q, plan.windows[i], blocks[k], fn)
+	}
+	var ahead *windowRead
+	for i := range plan.windows {
+		cur := ahead
+		if cur == nil {
+			cur = start(i)
+		}
+		ahead = nil
+		if i+1 < len(plan.windows) {
+			ahead = start(i + 1)
+		}
+		res := cur.run()
+		st.Rows += res.rows
+		st.Bytes += res.bytes
+		if res.err != nil {
+			cancel()
+			if ahead != nil {
+				ahead.abandon()
+			}
+			return st, res.err
+		}
+	}
+	return st, nil
+}
+
+// windowRead is one window's query, started ahead of its turn.
+type windowRead struct {
+	turn chan struct{} // closed when the window may call fn
+	done chan windowResult
+	err  error // the query could not start
+}
+
+type windowResult struct {
+	rows, bytes int64
+	err         error
+}
+
+// startWindow sends w's query on c at once; its blocks go to fn only after
+// run is called.
+func (s *ClickHouse) startWindow(ctx context.Context, c *chconn.Native, q Query, w window, b *activity.Block, fn func(*activity.Block) error) *windowRead {
+	wr := &windowRead{turn: make(chan struct{}), done: make(chan windowResult, 1)}
 	results := b.ResultsFor(q.Columns)
-	var fnErr error
-	for _, w := range plan.windows {
-		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true), results, func(int) error {
-			st.Rows += int64(b.Rows())
+	go func() { // owned by Stream: it waits for done in run or abandon
+		var res windowResult
+		var fnErr error
+		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true)+priority(q), results, func(int) error {
+			select {
+			case <-wr.turn:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			res.rows += int64(b.Rows())
 			if err := fn(b); err != nil {
 				fnErr = err
 				return err
 			}
 			return nil
-		}, func(p proto.Progress) { st.Bytes += int64(p.Bytes) })
-		if fnErr != nil {
-			return st, fnErr
+		}, func(p proto.Progress) { res.bytes += int64(p.Bytes) })
+		switch {
+		case fnErr != nil:
+			res.err = fnErr
+		case err != nil && ctx.Err() != nil:
+			res.err = ctx.Err()
+		case err != nil:
+			res.err = classify(fmt.Errorf("read activity window [%d, %d): %w", w.from, w.to, err))
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, ctx.Err()
-			}
-			return st, classify(fmt.Errorf("read activity window [%d, %d): %w", w.from, w.to, err))
-		}
+		wr.done <- res
+	}()
+	return wr
+}
+
+// run gives the window its turn and waits for its end.
+func (wr *windowRead) run() windowResult {
+	if wr.err != nil {
+		return windowResult{err: wr.err}
 	}
-	return st, nil
+	close(wr.turn)
+	return <-wr.done
+}
+
+// abandon waits for a window read ahead whose turn never came (its context
+// is cancelled).
+func (wr *windowRead) abandon() {
+	if wr.err == nil {
+		<-wr.done
+	}
 }
 
 func (s *ClickHouse) dial(ctx context.Context) (*chconn.Native, error) {
@@ -244,6 +345,15 @@ func (s *ClickHouse) settings(more bool) string {
 		sep = ", "
 	}
 	return sep + "max_execution_time = " + strconv.FormatInt(sec, 10)
+}
+
+// priority renders q's ClickHouse priority setting (after a SETTINGS
+// clause), or nothing.
+func priority(q Query) string {
+	if q.Priority <= 0 {
+		return ""
+	}
+	return ", priority = " + strconv.Itoa(q.Priority)
 }
 
 // where renders the filter; refs are validated by the caller and quoted
