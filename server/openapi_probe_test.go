@@ -133,9 +133,11 @@ func TestOpenAPIRouteProbe(t *testing.T) {
 	// those with something other than the route-level 404, a 405 at least).
 	candidates := map[string][]string{}
 	all, some := probeMethods, []string{"GET", "POST"}
+	fromDoc := map[string]bool{}
 	for _, o := range w.spec.operations() {
-		p := strings.NewReplacer("{export_id}", ready, "{webhook_id}", uuid.NewString(), "{schedule_id}", uuid.NewString()).Replace(o.path)
-		candidates[p] = all
+		p := strings.NewReplacer("{export_id}", ready, "{webhook_id}", uuid.NewString(), "{schedule_id}", uuid.NewString(),
+			"{asset}", "console.js").Replace(o.path)
+		candidates[p], fromDoc[p] = all, true
 	}
 	for _, p := range srcPaths {
 		base := strings.TrimSuffix(p, "/")
@@ -165,7 +167,7 @@ func TestOpenAPIRouteProbe(t *testing.T) {
 			r := e.e.do(m, p, tok, "", nil)
 			x := e.rec.take()
 			asked++
-			template, op := w.spec.match(m, x.req.URL.Path)
+			template, op := w.spec.match(m, routedPath(x.req.URL.Path))
 			notServed := func(o operation) bool { return o.path == template && slices.Contains(notServedYet, o.id) }
 			switch {
 			case op != nil && slices.Contains(notServedYet, op.id):
@@ -181,7 +183,7 @@ func TestOpenAPIRouteProbe(t *testing.T) {
 				continue
 			case op != nil && !w.spec.adminOnly(template):
 				served[op.id] = true
-				if routeLevel(m, r) {
+				if routeLevel(m, r) && fromDoc[p] { // elsewhere a path parameter may be invalid
 					t.Errorf("%s %s (%s, documented) answered route-level %d: not served", m, p, op.id, r.status)
 				}
 			}
@@ -224,9 +226,10 @@ func newProbe(t *testing.T) *walk {
 	spec := loadOpenAPI(t)
 	w := &walk{t: t, spec: spec, envs: map[string]*walkEnv{}, ids: map[string]string{}, toks: map[string]string{},
 		vars: map[string]string{}, seen: map[string]int{}, rows: map[string]int{}, kept: map[string]*exchange{}}
-	e := newEnv(t, envOptions{rateLimit: -1})
+	e := newEnv(t, envOptions{rateLimit: -1, tuneSrv: func(c *Config) { c.Schedules = pg.Store }})
 	rec := &recorder{base: e.client.Transport}
 	e.client.Transport = rec
+	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	w.envs["main"] = &walkEnv{e: e, rec: rec}
 	w.vars["ent"] = newTenant().ent
 	return w
