@@ -587,7 +587,7 @@ func walkthroughSteps() []step {
 		// Schedules (SPEC §9).
 		{name: "create schedule", method: "POST", path: schedulesPath, token: "all", status: 201, save: "schedule",
 			body: `{"every":"day","time_zone":"Europe/Paris","delay_minutes":0,"export":{"format":"jsonl","compression":"gzip","columns":["amount","currency"],"filter_criteria":{"families":["deposit"]},"requested_scope":{"kind":"enterprise","ref":"{ent}"}}}`},
-		{name: "create schedule defaults", method: "POST", path: schedulesPath, token: "all", status: 201,
+		{name: "create schedule defaults", method: "POST", path: schedulesPath, token: "all", status: 201, save: "schedule2",
 			body: `{"every":"month","export":{"format":"csv","requested_scope":{"kind":"client","ref":"{client}"}}}`},
 		{name: "get schedule", method: "GET", path: schedulesPath + "/{schedule}", token: "read", status: 200},
 		{name: "list schedules", method: "GET", path: schedulesPath + "?page_size=1", token: "read", status: 200},
@@ -600,6 +600,7 @@ func walkthroughSteps() []step {
 		{name: "schedule not covered", method: "POST", path: schedulesPath, token: "other", status: 403, reason: reasonScopeNotCovered,
 			body: `{"every":"day","export":{"format":"csv","requested_scope":{"kind":"enterprise","ref":"{ent}"}}}`},
 		{name: "delete schedule", method: "DELETE", path: schedulesPath + "/{schedule}", token: "all", status: 204},
+		{name: "delete schedule 2", method: "DELETE", path: schedulesPath + "/{schedule2}", token: "all", status: 204}, // no schedule outlives the walk
 		{name: "deleted schedule", method: "GET", path: schedulesPath + "/{schedule}", token: "read", status: 404, reason: reasonScheduleNotFound},
 		{name: "schedule method", method: "PUT", path: schedulesPath + "/{schedule}", token: "all", status: 405},
 
