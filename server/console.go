@@ -68,18 +68,26 @@ func (s *Server) console(ctx *fasthttp.RequestCtx, rq *request, path string) {
 	h.Set("Content-Security-Policy", consoleCSP)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	if path == strings.TrimSuffix(consolePath, "/") {
-		h.Set("Location", consolePath)
-		ctx.SetStatusCode(fasthttp.StatusMovedPermanently)
-		return
-	}
-	asset, ok := s.consoleAssets[strings.TrimPrefix(path, consolePath)]
-	if !ok {
+	// /console and /console/<one segment> serve GET and HEAD only (405
+	// otherwise, the redirect included); deeper paths are no route
+	// (openapi.json: /console, /console/, /console/{asset}).
+	name, redirect := strings.TrimPrefix(path, consolePath), path == strings.TrimSuffix(consolePath, "/")
+	if !redirect && strings.Contains(name, "/") {
 		s.fail(ctx, rq, routeNotFound())
 		return
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		s.methodNotAllowed(ctx, rq, "GET, HEAD")
+		return
+	}
+	if redirect {
+		h.Set("Location", consolePath)
+		ctx.SetStatusCode(fasthttp.StatusMovedPermanently)
+		return
+	}
+	asset, ok := s.consoleAssets[name]
+	if !ok {
+		s.fail(ctx, rq, routeNotFound())
 		return
 	}
 	h.Set("Cache-Control", "no-cache")

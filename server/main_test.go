@@ -74,6 +74,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if !checkSuiteTraffic() && code == 0 { // every response of the suite, by openapi.json
+		code = 1
+	}
 	pool.Close()
 	stop()
 	pg.Stop()
@@ -223,7 +226,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	e := &env{t: t, srv: srv, eng: eng, metrics: m, reg: reg, addr: ln.Addr().String(), key: key, kid: kid, clock: clk, logs: logs,
-		client: &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: time.Minute}}
+		client: &http.Client{Transport: suiteTraffic.wrap(&http.Transport{DisableCompression: true}), Timeout: time.Minute}}
 	t.Cleanup(func() {
 		e.dumpLogs()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

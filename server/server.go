@@ -391,6 +391,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 			return
 		}
 		s.readyz(ctx)
+	case path == openapiPath:
+		rq.route = routeOpenAPI
+		if !get {
+			s.methodNotAllowed(ctx, rq, "GET")
+			return
+		}
+		s.openapi(ctx)
 	case path == exportsPath:
 		switch {
 		case post:
@@ -403,9 +410,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rq *request) {
 			s.methodNotAllowed(ctx, rq, "GET, POST")
 		}
 	case strings.HasPrefix(path, exportsPath+"/"):
-		id, sub, _ := strings.Cut(path[len(exportsPath)+1:], "/")
+		id, sub, slash := strings.Cut(path[len(exportsPath)+1:], "/")
 		switch {
-		case id == "":
+		case id == "" || slash && sub == "": // no trailing-slash aliases (the OpenAPI route probe)
 			s.fail(ctx, rq, routeNotFound())
 		case sub == "" && get:
 			rq.route = routeGet
