@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/exportd/exportd/engine/webhook"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -226,7 +227,10 @@ func newProbe(t *testing.T) *walk {
 	spec := loadOpenAPI(t)
 	w := &walk{t: t, spec: spec, envs: map[string]*walkEnv{}, ids: map[string]string{}, toks: map[string]string{},
 		vars: map[string]string{}, seen: map[string]int{}, rows: map[string]int{}, kept: map[string]*exchange{}}
-	e := newEnv(t, envOptions{rateLimit: -1, tuneSrv: func(c *Config) { c.Schedules = pg.Store }})
+	e := newEnv(t, envOptions{rateLimit: -1, tuneSrv: func(c *Config) {
+		c.Schedules = pg.Store
+		c.Webhooks = &Webhooks{Store: pg.Store, URLs: webhook.NewClient(webhook.ClientConfig{AllowLoopback: true})}
+	}})
 	rec := &recorder{base: e.client.Transport}
 	e.client.Transport = rec
 	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

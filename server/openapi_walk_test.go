@@ -27,6 +27,7 @@ import (
 	"github.com/exportd/exportd/engine/chconn"
 	"github.com/exportd/exportd/engine/source"
 	"github.com/exportd/exportd/engine/storage"
+	"github.com/exportd/exportd/engine/webhook"
 	"github.com/exportd/exportd/ingest/chlocal"
 	"github.com/exportd/exportd/server/admission"
 )
@@ -37,9 +38,7 @@ import (
 // stale), and exempts them from the "every operation exercised" check. When
 // a feature lands: remove its operations here and add their steps to
 // walkthroughSteps.
-var notServedYet = []string{
-	"createWebhookEndpoint", "listWebhookEndpoints", "getWebhookEndpoint", "deleteWebhookEndpoint", "listWebhookDeliveries",
-}
+var notServedYet = []string{}
 
 // notProducible lists documented error rows ("status reason") no request can
 // provoke from a correct server, with the reason; every other row of the
@@ -382,7 +381,10 @@ func newWalk(t *testing.T) *walk {
 	})
 	w.vars = map[string]string{"ent": a.ent, "client": a.client, "acct": a.acct, "other_ent": other.ent, "slow_ent": slow.ent}
 
-	main := add("main", chReader(), envOptions{tuneSrv: func(c *Config) { c.Schedules = pg.Store }})
+	main := add("main", chReader(), envOptions{tuneSrv: func(c *Config) {
+		c.Schedules = pg.Store
+		c.Webhooks = &Webhooks{Store: pg.Store, URLs: webhook.NewClient(webhook.ClientConfig{AllowLoopback: true}), MaxPerEnterprise: 2}
+	}})
 	w.envs["main"].br.blockEnterprise(slow.ent)
 	user := newUser()
 	w.toks["all"] = main.token(user, capsAll, a.ent+":subtree", slow.ent)
@@ -603,6 +605,31 @@ func walkthroughSteps() []step {
 		{name: "delete schedule 2", method: "DELETE", path: schedulesPath + "/{schedule2}", token: "all", status: 204}, // no schedule outlives the walk
 		{name: "deleted schedule", method: "GET", path: schedulesPath + "/{schedule}", token: "read", status: 404, reason: reasonScheduleNotFound},
 		{name: "schedule method", method: "PUT", path: schedulesPath + "/{schedule}", token: "all", status: 405},
+
+		// Webhook endpoints (SPEC §8). The enterprise may hold two here.
+		{name: "create webhook", method: "POST", path: webhooksPath, token: "all", status: 201, save: "hook",
+			body: `{"url":"` + hookURL + `","scope":{"kind":"enterprise","ref":"{ent}"},"events":["operations_activity_export.ready","operations_activity_export.failed"]}`},
+		{name: "create webhook client, all events", method: "POST", path: webhooksPath, token: "all", status: 201, save: "hook2",
+			body: `{"url":"` + hookURL + `","scope":{"kind":"client","ref":"{client}"}}`},
+		{name: "too many webhooks", method: "POST", path: webhooksPath, token: "all", status: 422, reason: reasonTooManyWebhooks,
+			body: `{"url":"` + hookURL + `","scope":{"kind":"client_account","ref":"{acct}"}}`},
+		{name: "export after the webhook (its event is queued)", method: "POST", path: exportsPath, token: "all", body: walkBody, status: 201},
+		{name: "get webhook", method: "GET", path: webhooksPath + "/{hook}", token: "read", status: 200},
+		{name: "list webhooks", method: "GET", path: webhooksPath + "?page_size=1", token: "read", status: 200},
+		{name: "webhook deliveries", method: "GET", path: webhooksPath + "/{hook}/deliveries", token: "read", status: 200},
+		{name: "webhook plain http elsewhere", method: "POST", path: webhooksPath, token: "all", status: 400, reason: reasonInvalidValue, docRejects: true,
+			body: `{"url":"http://example.com/hook","scope":{"kind":"enterprise","ref":"{ent}"}}`},
+		{name: "webhook unknown member", method: "POST", path: webhooksPath, token: "all", status: 400, reason: reasonUnknownField, docRejects: true,
+			body: `{"url":"` + hookURL + `","scope":{"kind":"enterprise","ref":"{ent}"},"secret":"mine"}`},
+		{name: "webhook not covered", method: "POST", path: webhooksPath, token: "other", status: 403, reason: reasonScopeNotCovered,
+			body: `{"url":"` + hookURL + `","scope":{"kind":"enterprise","ref":"{ent}"}}`},
+		{name: "webhook read-only token", method: "POST", path: webhooksPath, token: "read", status: 403, reason: reasonMissingCapability,
+			body: `{"url":"` + hookURL + `","scope":{"kind":"enterprise","ref":"{ent}"}}`},
+		{name: "webhook unknown", method: "GET", path: webhooksPath + "/{uuid}", token: "read", status: 404, reason: codeWebhookNotFound},
+		{name: "delete webhook", method: "DELETE", path: webhooksPath + "/{hook}", token: "all", status: 204},
+		{name: "delete webhook 2", method: "DELETE", path: webhooksPath + "/{hook2}", token: "all", status: 204},
+		{name: "deleted webhook", method: "GET", path: webhooksPath + "/{hook}/deliveries", token: "read", status: 404, reason: codeWebhookNotFound},
+		{name: "webhook method", method: "PUT", path: webhooksPath + "/{hook}", token: "all", status: 405},
 
 		// Console (SPEC §10).
 		{name: "console redirect", method: "GET", path: "/console", status: 301},
