@@ -106,7 +106,10 @@ const blockRows = 16384
 
 // Plan counts matching rows per day and groups days into windows of at most
 // WindowRows rows (a single day larger than that is one window). It reads
-// only the sort-key columns of the enterprise's granules.
+// only the sort-key columns of the enterprise's granules, at the highest
+// ClickHouse priority: a plan is short, and long exports' windows (priority
+// 2, see Query.Priority) yield to it, so a new export's first step does not
+// queue behind them.
 func (s *ClickHouse) Plan(ctx context.Context, q Query) (*Plan, error) {
 	c, err := s.dial(ctx)
 	if err != nil {
@@ -120,7 +123,7 @@ func (s *ClickHouse) plan(ctx context.Context, c *chconn.Native, q Query) (*Plan
 	var day, cnt proto.ColInt64
 	var days []window
 	body := "SELECT intDiv(occurred_at_utc, " + strconv.Itoa(dayMs) + ") AS d, toInt64(count()) AS c FROM " + Table +
-		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d" + s.settings(false)
+		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d SETTINGS priority = 1" + s.settings(true)
 	err := c.Select(ctx, body, proto.Results{{Name: "d", Data: &day}, {Name: "c", Data: &cnt}}, func(int) error {
 		for i := 0; i < day.Rows(); i++ {
 			days = append(days, window{from: day.Row(i) * dayMs, to: (day.Row(i) + 1) * dayMs, rows: cnt.Row(i)})
