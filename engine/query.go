@@ -18,6 +18,13 @@ func (e *Engine) Get(ctx context.Context, id string) (*Export, error) {
 		// next heartbeat: the recorded final state wins, as in List. With
 		// the records unreachable, the job's own view.
 		if r, err := e.cfg.Records.Get(ctx, id); err == nil && Terminal(r.Status) {
+			// And the job stops now rather than at its next heartbeat
+			// (its temp file goes with it), as the heartbeat would.
+			if r.Status == StatusCancelled {
+				j.cancel(errCancelled)
+			} else {
+				j.cancel(errShutdown)
+			}
 			return r, nil
 		}
 		return x, nil

@@ -17,34 +17,55 @@ const (
 	maxPageSize     = 100
 )
 
-// lookup authenticates, checks the id and returns the export if the caller
-// may see it. Order: 401, 403 missing_capability, 400 invalid_export_id
-// (canonical lowercase UUID only), 404 export_not_found, which is also the
-// answer for an export the caller's scopes do not cover (existence never
-// leaks).
-func (s *Server) lookup(ctx context.Context, rctx *fasthttp.RequestCtx, rq *request, id, capability string) (*auth.Principal, *engine.Export, *apiError) {
+// lookupKind describes how one kind of resource (export, schedule, webhook
+// endpoint) is looked up by id for a caller.
+type lookupKind[T any] struct {
+	badID    *apiError                                // the id is not a canonical UUID
+	get      func(context.Context, string) (T, error) // the stored resource
+	notFound error                                    // get's "no such resource"
+	missing  func() *apiError                         // the 404 of the kind
+	sees     func(*auth.Principal, T) bool            // the caller's scopes cover it
+}
+
+// lookupAs authenticates, checks the id and returns the resource if the
+// caller may see it. Order: 401, 403 missing_capability, 429 (reads are
+// rate-limited), 400 (canonical lowercase UUID only), 404, which is also
+// the answer for a resource the caller's scopes do not cover (existence
+// never leaks).
+func lookupAs[T any](s *Server, ctx context.Context, rctx *fasthttp.RequestCtx, rq *request, id, capability string, r lookupKind[T]) (*auth.Principal, T, *apiError) {
+	var zero T
 	p, e := s.authenticate(rctx, rq, capability)
 	if e != nil {
-		return nil, nil, e
+		return nil, zero, e
 	}
 	if e := s.allowRead(p); e != nil {
-		return nil, nil, e
+		return nil, zero, e
 	}
 	if !activity.ValidUUID(id) {
-		return nil, nil, invalid(reasonInvalidExportID, "export_id")
+		return nil, zero, r.badID
 	}
-	x, err := s.cfg.Engine.Get(ctx, id)
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil, notFound()
+	x, err := r.get(ctx, id)
+	if errors.Is(err, r.notFound) {
+		return nil, zero, r.missing()
 	}
 	if err != nil {
-		return nil, nil, dependencyError(err)
+		return nil, zero, dependencyError(err)
 	}
-	if !sees(p, x) {
-		return nil, nil, notFound()
+	if !r.sees(p, x) {
+		return nil, zero, r.missing()
 	}
-	rq.exportID = x.ID
 	return p, x, nil
+}
+
+// lookup returns the export id names if the caller may see it (lookupAs).
+func (s *Server) lookup(ctx context.Context, rctx *fasthttp.RequestCtx, rq *request, id, capability string) (*auth.Principal, *engine.Export, *apiError) {
+	p, x, e := lookupAs(s, ctx, rctx, rq, id, capability, lookupKind[*engine.Export]{
+		badID: invalid(reasonInvalidExportID, "export_id"), get: s.cfg.Engine.Get, notFound: engine.ErrNotFound,
+		missing: notFound, sees: sees})
+	if e == nil {
+		rq.exportID = x.ID
+	}
+	return p, x, e
 }
 
 // get handles GET /operations-activity-exports/{id}.

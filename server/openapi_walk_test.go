@@ -192,7 +192,7 @@ func (w *walk) run(s step) {
 		hdr[k] = w.expand(v)
 	}
 	path := w.expand(s.path)
-	we.e.retryCutOff = s.status == http.StatusRequestHeaderFieldsTooLarge
+	we.e.retryCutOff = s.status == http.StatusRequestHeaderFieldsTooLarge || s.reason == reasonBodyTooLarge
 	r := we.e.do(s.method, path, w.toks[s.token], w.expand(s.body), hdr)
 	we.e.retryCutOff = false
 	x := we.rec.take()

@@ -310,31 +310,13 @@ func scheduleSees(p *auth.Principal, sc *schedules.Schedule) bool {
 	return covers(p, sc.Export.ScopeKind, sc.Export.ScopeRef, sc.EnterpriseRef, client)
 }
 
-// lookupSchedule authenticates and returns the schedule if the caller may
-// see it: 401, 403 missing_capability, 429, 400 invalid_schedule_id, 404
-// schedule_not_found (also for another tenant's schedule).
+// lookupSchedule returns the schedule id names if the caller may see it
+// (lookupAs): 400 invalid_schedule_id, 404 schedule_not_found (also for
+// another tenant's schedule).
 func (s *Server) lookupSchedule(ctx context.Context, rctx *fasthttp.RequestCtx, rq *request, id, capability string) (*auth.Principal, *schedules.Schedule, *apiError) {
-	p, e := s.authenticate(rctx, rq, capability)
-	if e != nil {
-		return nil, nil, e
-	}
-	if e := s.allowRead(p); e != nil {
-		return nil, nil, e
-	}
-	if !activity.ValidUUID(id) {
-		return nil, nil, invalid(reasonInvalidScheduleID, "schedule_id")
-	}
-	sc, err := s.cfg.Schedules.GetSchedule(ctx, id)
-	if errors.Is(err, schedules.ErrNotFound) {
-		return nil, nil, scheduleNotFound()
-	}
-	if err != nil {
-		return nil, nil, dependencyError(err)
-	}
-	if !scheduleSees(p, sc) {
-		return nil, nil, scheduleNotFound()
-	}
-	return p, sc, nil
+	return lookupAs(s, ctx, rctx, rq, id, capability, lookupKind[*schedules.Schedule]{
+		badID: invalid(reasonInvalidScheduleID, "schedule_id"), get: s.cfg.Schedules.GetSchedule,
+		notFound: schedules.ErrNotFound, missing: scheduleNotFound, sees: scheduleSees})
 }
 
 func (s *Server) getSchedule(ctx *fasthttp.RequestCtx, rq *request, id string) {

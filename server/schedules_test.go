@@ -473,6 +473,7 @@ func TestScheduleOfClientWithoutActivityYet(t *testing.T) {
 	// due (a sweep submits a bounded number of runs): sweep until this
 	// schedule's period is made, and look at its exports only.
 	id := r.json(t)["id"].(string)
+	defer e.do("DELETE", schedulesPath+"/"+id, tok, "", nil) // no due schedule outlives the test
 	var items []any
 	for i := 0; i < 20 && len(items) == 0; i++ {
 		if _, err := run.Sweep(context.Background()); err != nil && !errors.Is(err, engine.ErrTooManyPending) {

@@ -12,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/exportd/exportd/engine"
-	"github.com/exportd/exportd/engine/activity"
 	"github.com/exportd/exportd/engine/webhook"
 	"github.com/exportd/exportd/server/auth"
 )
@@ -308,27 +307,10 @@ func (s *Server) createWebhook(ctx *fasthttp.RequestCtx, rq *request) {
 // scopes cover its scope: 401, 403 missing_capability, 429, 400 bad id,
 // 404 (also for another tenant's endpoint).
 func (s *Server) lookupWebhook(opCtx context.Context, ctx *fasthttp.RequestCtx, rq *request, id, capability string) (*webhook.Endpoint, *apiError) {
-	p, e := s.authenticate(ctx, rq, capability)
-	if e != nil {
-		return nil, e
-	}
-	if e := s.allowRead(p); e != nil {
-		return nil, e
-	}
-	if !activity.ValidUUID(id) {
-		return nil, invalidWebhook(reasonInvalidValue, fieldWebhookID)
-	}
-	w, err := s.cfg.Webhooks.Store.GetEndpoint(opCtx, id)
-	if errors.Is(err, webhook.ErrNotFound) {
-		return nil, webhookNotFound()
-	}
-	if err != nil {
-		return nil, dependencyError(err)
-	}
-	if !coversEndpoint(p, w) {
-		return nil, webhookNotFound()
-	}
-	return w, nil
+	_, w, e := lookupAs(s, opCtx, ctx, rq, id, capability, lookupKind[*webhook.Endpoint]{
+		badID: invalidWebhook(reasonInvalidValue, fieldWebhookID), get: s.cfg.Webhooks.Store.GetEndpoint,
+		notFound: webhook.ErrNotFound, missing: webhookNotFound, sees: coversEndpoint})
+	return w, e
 }
 
 func coversEndpoint(p *auth.Principal, w *webhook.Endpoint) bool {
