@@ -359,21 +359,24 @@ func (s *Server) deleteSchedule(ctx *fasthttp.RequestCtx, rq *request, id string
 // it (and the token format: a token carries a (time, id) cursor only, so
 // one list's token given to another just positions that list).
 func (s *Server) pageArgs(ctx *fasthttp.RequestCtx, p *auth.Principal) (int, *engine.Cursor, *apiError) {
+	return s.pageArgsIn(ctx, p, "", invalid)
+}
+
+// pageArgsIn is pageArgs for a list whose tokens carry namespace before
+// the caller (only that list's tokens are accepted) and whose 400s are
+// built by bad.
+func (s *Server) pageArgsIn(ctx *fasthttp.RequestCtx, p *auth.Principal, namespace string, bad func(reason, field string) *apiError) (int, *engine.Cursor, *apiError) {
 	args := ctx.QueryArgs()
-	size := defaultPageSize
-	if vals := args.PeekMulti("page_size"); len(vals) > 0 {
-		n, err := strconv.Atoi(string(vals[0]))
-		if len(vals) > 1 || err != nil || n < 1 || n > maxPageSize || vals[0][0] == '+' {
-			return 0, nil, invalid(reasonInvalidValue, "page_size")
-		}
-		size = n
+	size, ok := pageSize(args)
+	if !ok {
+		return 0, nil, bad(reasonInvalidValue, "page_size")
 	}
 	if vals := args.PeekMulti("page_token"); len(vals) > 1 {
-		return 0, nil, invalid(reasonInvalidPageToken, "page_token")
+		return 0, nil, bad(reasonInvalidPageToken, "page_token")
 	} else if len(vals) == 1 && len(vals[0]) > 0 {
-		c, err := decodePageToken(s.secret, p.Subject, string(vals[0]))
+		c, err := decodePageToken(s.secret, namespace+p.Subject, string(vals[0]))
 		if err != nil {
-			return 0, nil, invalid(reasonInvalidPageToken, "page_token")
+			return 0, nil, bad(reasonInvalidPageToken, "page_token")
 		}
 		return size, c, nil
 	}

@@ -354,8 +354,11 @@ func (s *Server) deleteWebhook(ctx *fasthttp.RequestCtx, rq *request, id string)
 	}
 }
 
-// pageSize reads page_size (1-100, default 20; given twice or otherwise
-// bad: 400 invalid_field_value).
+// webhookTokens namespaces the webhook list's page tokens.
+const webhookTokens = "webhooks\x00"
+
+// pageSize reads page_size (1-100, default 20; false when given twice or
+// otherwise bad: 400 invalid_field_value).
 func pageSize(args *fasthttp.Args) (int, bool) {
 	vals := args.PeekMulti("page_size")
 	if len(vals) == 0 {
@@ -385,23 +388,10 @@ func (s *Server) listWebhooks(ctx *fasthttp.RequestCtx, rq *request) {
 		s.fail(ctx, rq, e)
 		return
 	}
-	args := ctx.QueryArgs()
-	size, ok := pageSize(args)
-	if !ok {
-		s.fail(ctx, rq, invalidWebhook(reasonInvalidValue, "page_size"))
+	size, cursor, e := s.pageArgsIn(ctx, p, webhookTokens, invalidWebhook)
+	if e != nil {
+		s.fail(ctx, rq, e)
 		return
-	}
-	var cursor *engine.Cursor
-	if vals := args.PeekMulti("page_token"); len(vals) > 1 {
-		s.fail(ctx, rq, invalidWebhook(reasonInvalidPageToken, "page_token"))
-		return
-	} else if len(vals) == 1 && len(vals[0]) > 0 {
-		c, err := decodePageToken(s.secret, "webhooks\x00"+p.Subject, string(vals[0]))
-		if err != nil {
-			s.fail(ctx, rq, invalidWebhook(reasonInvalidPageToken, "page_token"))
-			return
-		}
-		cursor = c
 	}
 	body := webhookListBody{Items: []webhookResource{}}
 	vis := visibility(p)
@@ -419,7 +409,7 @@ func (s *Server) listWebhooks(ctx *fasthttp.RequestCtx, rq *request) {
 	for i, w := range page {
 		if i == size {
 			last := page[size-1]
-			tok := encodePageToken(s.secret, "webhooks\x00"+p.Subject, engine.Cursor{GeneratedAtMs: last.CreatedAt.UnixMilli(), ID: last.ID})
+			tok := encodePageToken(s.secret, webhookTokens+p.Subject, engine.Cursor{GeneratedAtMs: last.CreatedAt.UnixMilli(), ID: last.ID})
 			body.NextPageToken = &tok
 			break
 		}
