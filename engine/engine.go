@@ -45,6 +45,9 @@ type Config struct {
 	// replica, long ones yielding to them (default 100,000; negative: no
 	// lanes). See lanes.go.
 	ShortRows int64
+	// SortingWindows bounds the long exports' window queries ClickHouse
+	// reads and sorts at once for this replica (default 1; lanes.go).
+	SortingWindows int
 	// Owner identifies this replica in export records (default: random).
 	// With a stable owner, Start ends what a previous run left live at once.
 	Owner string
@@ -95,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShortRows == 0 {
 		c.ShortRows = defaultShortRows
+	}
+	if c.SortingWindows <= 0 {
+		c.SortingWindows = 1
 	}
 	if c.Owner == "" {
 		c.Owner = uuid.NewString()
@@ -162,7 +168,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, log: cfg.Logger, slots: cfg.Slots, jobs: map[string]*job{}, wake: make(chan struct{}, 1),
 		sched:     scheduler{queues: map[string][]*job{}, holding: map[string]int{}, served: map[string]uint64{}},
-		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}, lanes: newLanes()}
+		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}, lanes: newLanes(cfg.SortingWindows)}
 	if e.slots == nil {
 		e.slots = &fixedSlots{free: cfg.MaxExports, poke: e.poke}
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/exportd/exportd/engine/source"
+
 	"github.com/exportd/exportd/engine/activity"
 )
 
@@ -81,6 +83,17 @@ type Export struct {
 	Heartbeat       time.Time
 	// Options are the SPEC §7 settings of the request.
 	Options Options
+
+	// admitted is the plan PlanRows made of this request at admission,
+	// handed to its job (SubmitWith) so that an export starting at once
+	// does not count its rows a second time; never part of a record.
+	admitted *admittedPlan
+}
+
+// admittedPlan is a plan made at admission and when.
+type admittedPlan struct {
+	plan *source.Plan
+	at   time.Time
 }
 
 // ObjectName is the storage name of the export's artefact.

@@ -27,6 +27,26 @@ type job struct {
 	// claimed the waiting job; handed over through grant.
 	slot  Slot
 	grant chan error // the dispatcher's verdict: started (nil) or not
+	// admitted is the plan made at admission, if any (see planFor).
+	admitted *admittedPlan
+	// lane, when set, is the short lane the job entered at submit (left
+	// once its final state is recorded; lanes.go).
+	lane func()
+	// phases: where the job's time went, for its final log line (owned by
+	// the job's goroutine).
+	phases phases
+}
+
+// phases are the durations of a job's steps, logged with its final state:
+// waiting for a slot, planning, streaming (read, encode, write), the
+// pre-commit look at the record and the artefact's commit.
+type phases struct {
+	queued, plan, stream, commit time.Duration
+}
+
+func (p *phases) fields() []zap.Field {
+	return []zap.Field{zap.Duration("queued", p.queued), zap.Duration("plan", p.plan),
+		zap.Duration("stream", p.stream), zap.Duration("commit", p.commit)}
 }
 
 // Submit records a new pending export and starts it in the background.
@@ -88,7 +108,15 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey,
 		return bound, false, gerr
 	}
 	jctx, cancel := context.WithCancelCause(context.Background())
-	j := &job{exp: *x, ctx: jctx, cancel: cancel, done: make(chan struct{}), start: time.Now(), slot: slot, grant: make(chan error, 1)}
+	j := &job{exp: *x, ctx: jctx, cancel: cancel, done: make(chan struct{}), start: time.Now(), slot: slot, grant: make(chan error, 1),
+		admitted: x.admitted}
+	j.exp.admitted, x.admitted = nil, nil
+	if slot != nil && j.admitted != nil && e.cfg.ShortRows >= 0 && j.admitted.plan.Total <= e.cfg.ShortRows {
+		// A short export that starts at once is urgent from now until its
+		// final state is recorded: its start and finish round trips
+		// (PostgreSQL) would otherwise queue behind long exports too.
+		j.lane = e.lanes.enterShort()
+	}
 	e.mu.Lock()
 	e.jobs[x.ID] = j
 	if e.draining {
@@ -113,6 +141,9 @@ func (e *Engine) SubmitWith(ctx context.Context, x *Export, key *IdempotencyKey,
 }
 
 func (e *Engine) run(ctx context.Context, j *job) {
+	if j.lane != nil {
+		defer j.lane() // after finish (deferred calls run last in, first out)
+	}
 	defer func() {
 		e.mu.Lock()
 		delete(e.jobs, j.exp.ID)
@@ -150,13 +181,14 @@ func (e *Engine) run(ctx context.Context, j *job) {
 	rec := j.exp
 	j.mu.Unlock()
 	rec.Status = StatusRunning
+	j.phases.queued = time.Since(j.start)
 	e.log.Info("export state", zap.String("export_id", rec.ID), zap.String("status", StatusRunning))
 	e.addRunning(1)
 	defer e.addRunning(-1)
 	// The per-export deadline (EXPORTD_EXPORT_TIMEOUT) runs from the start.
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.ExportTimeout)
 	defer cancel()
-	res, err := e.produce(rctx, &rec, &j.cnt)
+	res, err := e.produce(rctx, &rec, j.admitted, j.lane, &j.cnt, &j.phases)
 	if err != nil && context.Cause(ctx) != nil {
 		err = context.Cause(ctx)
 	} else if err != nil && rctx.Err() != nil {
@@ -196,21 +228,46 @@ func (e *Engine) PlanRows(ctx context.Context, x *Export) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	x.admitted = &admittedPlan{plan: p, at: time.Now()}
 	return p.Total, nil
+}
+
+// planReuse is how long a plan made at admission stands in for the job's
+// own: a job that starts at once (the common case, and a small export's
+// whole budget is a few round trips) skips a second count query, while one
+// that waited pending plans afresh, seeing rows that arrived meanwhile.
+const planReuse = time.Second
+
+// planFor is the job's plan: the admission's while fresh, else a new one.
+func planFor(ctx context.Context, r Reader, q source.Query, admitted *admittedPlan) (*source.Plan, error) {
+	if admitted != nil && time.Since(admitted.at) < planReuse {
+		return admitted.plan, nil
+	}
+	return r.Plan(ctx, q)
 }
 
 // MaxRows is the row cap of one export (0: none).
 func (e *Engine) MaxRows() int64 { return e.cfg.MaxRows }
 
 // produce writes the artefact; on any error nothing is left in storage.
-func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result, error) {
+func (e *Engine) produce(ctx context.Context, x *Export, admitted *admittedPlan, leave func(), cnt *Counters, ph *phases) (*Result, error) {
 	q, reader, err := e.query(x)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: %w", err)
 	}
-	leave := e.enterLane() // short until the plan says otherwise (lanes.go)
-	defer leave()
-	plan, err := reader.Plan(ctx, q)
+	switch {
+	case admitted != nil && e.cfg.ShortRows >= 0 && admitted.plan.Total > e.cfg.ShortRows:
+		// Long by its admission's count (it waited pending): it plans
+		// afresh in the long lane, never ahead of short exports.
+		q.Priority = priorityLong
+		leave = func() {}
+	case leave == nil:
+		leave = e.enterLane() // short until the plan says otherwise (lanes.go)
+		defer leave()
+	}
+	t0 := time.Now()
+	plan, err := planFor(ctx, reader, q, admitted)
+	ph.plan = time.Since(t0)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +282,11 @@ func (e *Engine) produce(ctx context.Context, x *Export, cnt *Counters) (*Result
 	if e.cfg.ShortRows >= 0 {
 		reader, q, sink = e.lane(ctx, reader, q, w, plan.Total, leave)
 	}
+	t0 = time.Now()
 	res, err := Pipe(ctx, reader, q, plan, Encoding{Format: x.Format, Compression: x.Compression, Options: x.Options}, e.cfg.MaxRows, sink, cnt)
+	ph.stream = time.Since(t0)
+	t0 = time.Now()
+	defer func() { ph.commit = time.Since(t0) }()
 	if err == nil && e.cfg.OnRead != nil {
 		e.cfg.OnRead(res.Rows, res.ReadBytes)
 	}
@@ -332,7 +393,9 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 	j.exp = rec
 	j.mu.Unlock()
 	fields := []zap.Field{zap.String("export_id", rec.ID), zap.String("status", rec.Status),
-		zap.Int64("row_count", rec.RowCount), zap.Int64("byte_size", rec.ByteSize), zap.Duration("elapsed", elapsed)}
+		zap.Int64("row_count", rec.RowCount), zap.Int64("byte_size", rec.ByteSize), zap.Duration("elapsed", elapsed),
+		zap.Duration("record", time.Since(j.start)-elapsed)}
+	fields = append(fields, j.phases.fields()...)
 	if rec.Status == StatusFailed {
 		fields = append(fields, zap.String("failure_reason", rec.FailureReason), zap.Error(err))
 	}

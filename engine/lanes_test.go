@@ -11,7 +11,7 @@ import (
 )
 
 func TestLanesLongYieldsToShort(t *testing.T) {
-	l := newLanes()
+	l := newLanes(1)
 	ctx := context.Background()
 
 	start := time.Now()
@@ -65,7 +65,7 @@ func TestLanesLongYieldsToShort(t *testing.T) {
 }
 
 func TestLaneByPlannedRows(t *testing.T) {
-	e := &Engine{cfg: Config{ShortRows: 1000}, lanes: newLanes()}
+	e := &Engine{cfg: Config{ShortRows: 1000}, lanes: newLanes(1)}
 	ctx := context.Background()
 	q0 := source.Query{EnterpriseRef: "enterprises/x"}
 	var sink strings.Builder
@@ -109,4 +109,58 @@ func TestLaneByPlannedRows(t *testing.T) {
 	}
 	done()
 	<-wrote
+}
+
+// Long windows pass the sort gate one at a time (the replica's share of
+// ClickHouse's cores), the next one as soon as the first has sorted; a
+// cancelled wait gives up at once.
+func TestSortGateOneLongSortAtATime(t *testing.T) {
+	l := newLanes(1)
+	ctx := context.Background()
+	sorted := l.sortGate(ctx)
+	passed := make(chan func(), 1)
+	go func() { passed <- l.sortGate(ctx) }()
+	select {
+	case <-passed:
+		t.Fatal("a second long window was sent while the first one sorted")
+	case <-time.After(50 * time.Millisecond):
+	}
+	sorted()
+	select {
+	case next := <-passed:
+		next()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second window was not sent once the first had sorted")
+	}
+	hold := l.sortGate(ctx)
+	defer hold()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	l.sortGate(cctx)() // returns at once, holding nothing
+}
+
+// A plan made at admission stands in for the job's while fresh, not after.
+func TestPlanForReusesFreshAdmissionPlan(t *testing.T) {
+	r := &countingPlanner{}
+	fresh := &admittedPlan{plan: &source.Plan{Total: 7}, at: time.Now()}
+	if p, err := planFor(context.Background(), r, source.Query{}, fresh); err != nil || p.Total != 7 || r.plans != 0 {
+		t.Fatalf("fresh admission plan: %v %v, %d plans", p, err, r.plans)
+	}
+	stale := &admittedPlan{plan: &source.Plan{Total: 7}, at: time.Now().Add(-2 * planReuse)}
+	if p, err := planFor(context.Background(), r, source.Query{}, stale); err != nil || p.Total != 3 || r.plans != 1 {
+		t.Fatalf("stale admission plan: %v %v, %d plans", p, err, r.plans)
+	}
+	if _, err := planFor(context.Background(), r, source.Query{}, nil); err != nil || r.plans != 2 {
+		t.Fatalf("no admission plan: %v, %d plans", err, r.plans)
+	}
+}
+
+type countingPlanner struct {
+	Reader
+	plans int
+}
+
+func (c *countingPlanner) Plan(context.Context, source.Query) (*source.Plan, error) {
+	c.plans++
+	return &source.Plan{Total: 3}, nil
 }

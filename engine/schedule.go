@@ -173,11 +173,23 @@ func (s *scheduler) hold(ent string, d int) {
 func (e *Engine) ClaimShare(enterprise string) bool {
 	e.sched.mu.Lock()
 	defer e.sched.mu.Unlock()
-	if e.cfg.MaxPerEnterprise > 0 && e.sched.holding[enterprise] >= e.cfg.MaxPerEnterprise {
+	if e.atShareLocked(enterprise) {
 		return false
 	}
 	e.sched.holding[enterprise]++
 	return true
+}
+
+// atShare reports whether enterprise's jobs here hold MaxPerEnterprise
+// slots (no cap: never).
+func (e *Engine) atShare(enterprise string) bool {
+	e.sched.mu.Lock()
+	defer e.sched.mu.Unlock()
+	return e.atShareLocked(enterprise)
+}
+
+func (e *Engine) atShareLocked(enterprise string) bool {
+	return e.cfg.MaxPerEnterprise > 0 && e.sched.holding[enterprise] >= e.cfg.MaxPerEnterprise
 }
 
 // ReturnShare gives back a ClaimShare that took no slot.
@@ -217,6 +229,15 @@ func (e *Engine) dispatch(ctx context.Context) {
 				continue // gave up waiting meanwhile
 			}
 			acquired := false
+			if j.slot == nil && e.atShare(j.exp.EnterpriseRef) {
+				// Its enterprise already holds its share of this replica's
+				// slots: the record store would say busy. Asking it anyway
+				// costs a PostgreSQL round trip under the enterprise's lock
+				// on every dispatch, ahead of other tenants' starts (issue
+				// 13: a small export of B queued behind A's backlog).
+				e.putBack(j)
+				continue
+			}
 			if j.slot == nil {
 				s, ok := e.slots.TryAcquire()
 				if !ok {
@@ -232,6 +253,9 @@ func (e *Engine) dispatch(ctx context.Context) {
 			if errors.Is(err, ErrBusy) || errors.Is(err, ErrControlPlaneUnavailable) || (err != nil && ctx.Err() != nil) {
 				if acquired {
 					e.dropSlot(j)
+				}
+				if j.lane != nil {
+					j.lane() // it waits: no longer urgent (once-guarded)
 				}
 				e.putBack(j)
 				continue

@@ -46,6 +46,7 @@ type settings struct {
 	// Fairness between tenants and the per-export deadline.
 	MaxPerEnterprise        int
 	MaxPendingPerEnterprise int
+	LongSorts               int
 	ExportTimeout           time.Duration
 	ShutdownGrace           time.Duration
 	LogLevel                zapcore.Level
@@ -169,6 +170,14 @@ func (s *settings) list() []setting {
 				err = errors.New("must be >= 1")
 			}
 			s.MaxPerEnterprise = n
+			return err
+		}},
+		{"long-sorts", "EXPORTD_LONG_SORTS", "1", "long exports' windows ClickHouse reads and sorts at once for this replica (raise it for a ClickHouse with cores to spare)", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be >= 1")
+			}
+			s.LongSorts = n
 			return err
 		}},
 		{"max-pending-per-enterprise", "EXPORTD_MAX_PENDING_PER_ENTERPRISE", "50", "pending exports of one enterprise before 429", func(v string) error {

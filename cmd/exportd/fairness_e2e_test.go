@@ -69,9 +69,9 @@ func TestE2EFairnessBetweenTenants(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// B: one small export a second for 10 s, under A's load.
+	// B: one small export a second for 20 s, under A's load.
 	var contended []time.Duration
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 20; i++ {
 		next := time.Now().Add(time.Second)
 		d, err := runB(10 + i)
 		if err != nil {

@@ -127,6 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxExports:              s.MaxExports,
 		Slots:                   server.AdmissionSlots(limiter),
 		MaxPerEnterprise:        s.MaxPerEnterprise,
+		SortingWindows:          s.LongSorts,
 		MaxPendingPerEnterprise: s.MaxPendingPerEnterprise,
 		ExportTimeout:           s.ExportTimeout,
 		Owner:                   s.ReplicaID,

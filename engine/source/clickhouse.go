@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
@@ -40,6 +41,12 @@ type Query struct {
 	// Priority, when positive, is the window queries' ClickHouse priority
 	// (1 the highest): a query yields while one of a higher priority runs.
 	Priority int
+	// Gate, if set, is called before each window's query is sent and may
+	// hold it back; the func it returns is called once the window is
+	// sorted (its first block arrived, or the query ended). A window query
+	// once sent reads and sorts on the server's cores whatever its
+	// priority, so long exports pass a gate (engine/lanes.go).
+	Gate func(ctx context.Context) (sorted func())
 }
 
 // ErrUnavailable wraps failures to reach ClickHouse at all (chconn's).
@@ -123,7 +130,7 @@ func (s *ClickHouse) plan(ctx context.Context, c *chconn.Native, q Query) (*Plan
 	var day, cnt proto.ColInt64
 	var days []window
 	body := "SELECT intDiv(occurred_at_utc, " + strconv.Itoa(dayMs) + ") AS d, toInt64(count()) AS c FROM " + Table +
-		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d SETTINGS priority = 1" + s.settings(true)
+		" WHERE " + where(q, q.FromMs, q.ToMs+1) + " GROUP BY d ORDER BY d SETTINGS priority = " + strconv.Itoa(planPriority(q)) + s.settings(true)
 	err := c.Select(ctx, body, proto.Results{{Name: "d", Data: &day}, {Name: "c", Data: &cnt}}, func(int) error {
 		for i := 0; i < day.Rows(); i++ {
 			days = append(days, window{from: day.Row(i) * dayMs, to: (day.Row(i) + 1) * dayMs, rows: cnt.Row(i)})
@@ -247,7 +254,13 @@ func (s *ClickHouse) startWindow(ctx context.Context, c *chconn.Native, q Query,
 	go func() { // owned by Stream: it waits for done in run or abandon
 		var res windowResult
 		var fnErr error
+		sorted := func() {}
+		if q.Gate != nil {
+			sorted = sync.OnceFunc(q.Gate(ctx))
+		}
+		defer sorted()
 		err := c.Select(ctx, selectSQL(q, w.from, w.to)+s.settings(true)+priority(q), results, func(int) error {
+			sorted() // its first block: the server has sorted the window
 			select {
 			case <-wr.turn:
 			case <-ctx.Done():
@@ -348,6 +361,16 @@ func (s *ClickHouse) settings(more bool) string {
 		sep = ", "
 	}
 	return sep + "max_execution_time = " + strconv.FormatInt(sec, 10)
+}
+
+// planPriority is the ClickHouse priority of q's plan: q's own when set
+// (a job already known to be long plans at its lane's priority), else the
+// highest (a plan is usually one round trip of an interactive create).
+func planPriority(q Query) int {
+	if q.Priority > 0 {
+		return q.Priority
+	}
+	return 1
 }
 
 // priority renders q's ClickHouse priority setting (after a SETTINGS
