@@ -207,9 +207,6 @@ func evaluate(sizes []*sizeResult) []target {
 					ok = false
 					t.Note = fmt.Sprintf("only %d of %d exports seen running at once in some run: not concurrent", c.MaxRunning, d.Exports)
 				}
-				if split := cpuSplit(c); split != "" {
-					t.Text += "; CPU " + split + " vs 1 export: " + cpuSplit(b)
-				}
 				t.Pass = pass(ok)
 			} else {
 				t.Measured, t.Limit = c.Median/b.Median, d.Limit
@@ -389,9 +386,9 @@ func targetLine(t target) string {
 		}
 	default:
 		if t.Limit > 0 && t.AtLeast {
-			m = fmt.Sprintf("%.2fx (at least %.2gx)", t.Measured, t.Limit)
+			m = fmt.Sprintf("%.2fx (at least %sx)", t.Measured, strconv.FormatFloat(t.Limit, 'f', -1, 64))
 		} else if t.Limit > 0 {
-			m = fmt.Sprintf("%.2fx (limit %.2gx)", t.Measured, t.Limit)
+			m = fmt.Sprintf("%.2fx (limit %sx)", t.Measured, strconv.FormatFloat(t.Limit, 'f', -1, 64))
 		} else {
 			m = fmt.Sprintf("%.2fx", t.Measured)
 		}
