@@ -77,6 +77,7 @@ type phase struct {
 	// client, booked to burstHealthz.
 	client       *http.Client
 	healthzShare float64
+	maxOpen      int64 // requests the harness keeps open at once in this phase (0: maxOpenCreates)
 	burstHealthz []probeRec
 	recordParts  []float64 // active parts of the export records table
 	// metrics before and after the phase (exportd_* series)
@@ -200,11 +201,19 @@ func (l *loader) do(ctx context.Context, c *http.Client, method, path string, bo
 	if res != nil {
 		*res = resource{retryAfter: resp.Header.Get("Retry-After")}
 		res.malformed = json.Unmarshal(b, res) != nil
+		if res.malformed && bytes.Contains(b, []byte("MaxConnsPerIP")) {
+			// fasthttp's own plain-text 429 for a client address over the server's
+			// MaxConnsPerIP: the connection limit, not admission control.
+			res.Code = connLimitCode
+		}
 	}
 	return resp.StatusCode, d
 }
 
 var preferWait0 = map[string]string{"Prefer": "wait=0"}
+
+// connLimitCode marks fasthttp's plain-text answer to a connection over MaxConnsPerIP.
+const connLimitCode = "fasthttp MaxConnsPerIP"
 
 func createBody(rng *rand.Rand, enterprises []string) []byte {
 	ent := enterprises[rng.IntN(len(enterprises))]
@@ -227,6 +236,9 @@ func (l *loader) export(ctx context.Context, create *http.Client, body []byte) c
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		rec.reason, rec.retryMs = res.Details.Reason, res.Details.RetryAfterMs
 		rec.badEnvelope = !retryEnvelopeOK(&res)
+		if res.Code == connLimitCode {
+			rec.reason = connLimitCode
+		}
 		return rec
 	default:
 		rec.reason = res.Code
@@ -315,7 +327,11 @@ func (l *loader) openLoop(ctx context.Context, p *phase, d time.Duration, seed u
 		if w := time.Until(next); w > 0 {
 			time.Sleep(w)
 		}
-		if l.openCreates.Load() >= maxOpenCreates {
+		limit := int64(maxOpenCreates)
+		if p.maxOpen > 0 {
+			limit = p.maxOpen
+		}
+		if l.openCreates.Load() >= limit {
 			p.mu.Lock()
 			p.overflow++
 			p.mu.Unlock()
@@ -497,7 +513,9 @@ func measure(ctx context.Context, cfg config, e *env, rep *report, logf func(str
 	}
 	if cfg.burst > 0 {
 		name := "burst " + strconv.FormatFloat(cfg.burst, 'g', -1, 64) + "x"
-		p := &phase{name: name, multiple: cfg.burst, rate: cfg.burst * capacity, client: newConnClient(), healthzShare: cfg.burstHealth}
+		p := &phase{name: name, multiple: cfg.burst, rate: cfg.burst * capacity / (1 - cfg.burstHealth), client: newConnClient(), healthzShare: cfg.burstHealth,
+			maxOpen: int64(cfg.burstMaxOpen)}
+		// The creates alone arrive at burst x capacity; the /healthz share comes on top.
 		logf("%s: open loop, %.1f requests/s for %s, a new connection per request, %.0f%% of them GET /healthz",
 			name, p.rate, cfg.burstDur, 100*cfg.burstHealth)
 		if err := l.runPhase(ctx, p, func() { l.openLoop(ctx, p, cfg.burstDur, 99, logf) }); err != nil {
@@ -505,8 +523,9 @@ func measure(ctx context.Context, cfg config, e *env, rep *report, logf func(str
 		}
 		s := summarize(p, cfg.burst)
 		rep.Burst = &s
-		logf("%s: %d creates, %d shed 503/429 (p50 %.2fms p99 %.2fms), /healthz p99 %.2fms over %d (new connections), other %d",
-			name, s.Creates, s.ShedAny, s.ShedAnyP50Ms, s.ShedAnyP99Ms, s.HealthzNewConnP99Ms, s.HealthzNewConn, s.Outside)
+		logf("%s: %d creates, %d shed 503/429 (p50 %.2fms p99 %.2fms), /healthz p99 %.2fms over %d (new connections), other %d, "+
+			"arrivals over %d open requests not sent %d", name, s.Creates, s.ShedAny, s.ShedAnyP50Ms, s.ShedAnyP99Ms, s.HealthzNewConnP99Ms,
+			s.HealthzNewConn, s.Outside, cfg.burstMaxOpen, s.Overflow)
 	}
 	return nil
 }

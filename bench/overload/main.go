@@ -85,14 +85,18 @@ type config struct {
 	burst       float64 // multiple of the capacity of the burst phase; 0: none
 	burstDur    time.Duration
 	burstHealth float64 // share of the burst's arrivals sent as GET /healthz instead of a create
-	levelDur    time.Duration
-	capacityDur time.Duration
-	idleDur     time.Duration
-	warmupDur   time.Duration
-	drainMax    time.Duration
-	poll        time.Duration
-	getRate     float64
-	timeout     time.Duration
+	// burstMaxOpen bounds the burst's open requests: every one holds a connection, and the
+	// server refuses a client address more than MaxConnsPerIP (256) of them with fasthttp's
+	// own 429 before admission control sees the request.
+	burstMaxOpen int
+	levelDur     time.Duration
+	capacityDur  time.Duration
+	idleDur      time.Duration
+	warmupDur    time.Duration
+	drainMax     time.Duration
+	poll         time.Duration
+	getRate      float64
+	timeout      time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -111,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.maxExports, "max-exports", 4, "EXPORTD_MAX_EXPORTS of the server")
 	fs.StringVar(&levels, "levels", "1,2,5,10", "offered loads, as multiples of the measured capacity")
 	fs.Float64Var(&c.burst, "burst", 30, "burst phase after the levels: open loop at this multiple of the capacity, every request on a new connection (0: none)")
+	fs.IntVar(&c.burstMaxOpen, "burst-max-open", 160, "requests the burst keeps open at once (each on its own connection; the server allows 256 per client address, shared with the polls and reads); arrivals beyond are counted, not sent")
 	fs.DurationVar(&c.burstDur, "burst-duration", 10*time.Second, "duration of the burst")
 	fs.Float64Var(&c.burstHealth, "burst-healthz", 0.2, "share of the burst's arrivals sent as GET /healthz (same client, new connection) instead of a create")
 	fs.DurationVar(&c.levelDur, "level-duration", 35*time.Second, "duration of each open-loop level")
@@ -131,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		c.levels = append(c.levels, v)
 	}
-	if c.burst < 0 || c.burstHealth <= 0 || c.burstHealth >= 1 || (c.burst > 0 && c.burstDur <= 0) {
+	if c.burst < 0 || c.burstMaxOpen < 1 || c.burstHealth <= 0 || c.burstHealth >= 1 || (c.burst > 0 && c.burstDur <= 0) {
 		return c, errors.New("-burst must be >= 0, -burst-healthz within (0, 1), -burst-duration positive")
 	}
 	if c.maxExports < 1 || c.enterprises < 1 || c.rows < 1 || c.getRate <= 0 || c.poll <= 0 {
