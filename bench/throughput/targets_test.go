@@ -127,6 +127,14 @@ func TestChartAndReportJudgeAlike(t *testing.T) {
 	if want := 6 * 2; n != want {
 		t.Errorf("%d chart marks compared, want %d (6 time targets with contenders × 2 sizes)", n, want)
 	}
+	// Fast but not concurrent: both say missed.
+	r = withTwo(crafted(tight(), 1e6), []float64{1.5, 1.5, 1.5}, 1)
+	m = newChartModel(r)
+	for i, row := range m.Rows {
+		if row.Key == keyAPI2x && !m.Panels[0].Points[i].Fail {
+			t.Errorf("the chart marks api-2x met although only 1 of 2 ran at once")
+		}
+	}
 }
 
 // TestEvaluateOlderJSON: results written before api-2x and the CPU split
