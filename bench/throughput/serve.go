@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -353,10 +354,10 @@ func (s *server) exportAll(ctx context.Context, compression string, scopes []str
 		m.Bytes += r.ByteSize
 	}
 	if serveErr == nil {
-		m.ServeCPU = serveCPU1 - serveCPU0
+		m.ServeCPU = roundTicks(serveCPU1 - serveCPU0)
 	}
 	if chErr == nil && chErr1 == nil {
-		m.CHCPU = chCPU1 - chCPU0
+		m.CHCPU = roundTicks(chCPU1 - chCPU0)
 	}
 	return m, rs, nil
 }
@@ -423,6 +424,10 @@ func scrapeGauge(ctx context.Context, client *http.Client, u, name string) (floa
 	}
 	return 0, fmt.Errorf("%s: no series %s", u, name)
 }
+
+// roundTicks rounds a difference of CPU times to the clock tick (1/100 s)
+// they are counted in, dropping the float noise of the subtraction.
+func roundTicks(s float64) float64 { return math.Round(s*100) / 100 }
 
 // cpuSeconds is the user + system CPU time of process pid so far, from
 // /proc/PID/stat (utime and stime, fields 14 and 15, in clock ticks of
