@@ -72,7 +72,14 @@ type phase struct {
 	// the end of its drain.
 	cores          [3]float64
 	healthz, chGet []probeRec
-	recordParts    []float64 // active parts of the export records table
+	// The burst: creates go through client (nil: the loader's pooled one)
+	// and a healthzShare of the arrivals are GET /healthz through the same
+	// client, booked to burstHealthz.
+	client       *http.Client
+	healthzShare float64
+	maxOpen      int64 // requests the harness keeps open at once in this phase (0: maxOpenCreates)
+	burstHealthz []probeRec
+	recordParts  []float64 // active parts of the export records table
 	// metrics before and after the phase (exportd_* series)
 	before, after map[string]float64
 
@@ -134,6 +141,34 @@ func newClient() *http.Client {
 	}
 }
 
+// newConnClient opens a new TCP connection for every request (and closes it
+// after the answer), as issue 17's "measured from outside" client does: the
+// connection set-up is part of every figure, the shed answers' and
+// /healthz's alike.
+func newConnClient() *http.Client {
+	return &http.Client{
+		Timeout:   60 * time.Second,
+		Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true},
+	}
+}
+
+// healthz times one GET /healthz through c; ok when answered 200.
+func (l *loader) healthz(ctx context.Context, c *http.Client) probeRec {
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, "GET", l.env.base+"/healthz", nil)
+	if err != nil {
+		return probeRec{}
+	}
+	resp, err := c.Do(req)
+	ok := false
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ok = resp.StatusCode == http.StatusOK
+	}
+	return probeRec{latency: time.Since(start), ok: ok}
+}
+
 // do sends one request and decodes the JSON body into res (when not nil). It returns the status
 // (0 on a transport error) and the time from sending to the end of the body.
 func (l *loader) do(ctx context.Context, c *http.Client, method, path string, body []byte, hdr map[string]string, res *resource) (int, time.Duration) {
@@ -166,11 +201,19 @@ func (l *loader) do(ctx context.Context, c *http.Client, method, path string, bo
 	if res != nil {
 		*res = resource{retryAfter: resp.Header.Get("Retry-After")}
 		res.malformed = json.Unmarshal(b, res) != nil
+		if res.malformed && bytes.Contains(b, []byte("MaxConnsPerIP")) {
+			// fasthttp's own plain-text 429 for a client address over the server's
+			// MaxConnsPerIP: the connection limit, not admission control.
+			res.Code = connLimitCode
+		}
 	}
 	return resp.StatusCode, d
 }
 
 var preferWait0 = map[string]string{"Prefer": "wait=0"}
+
+// connLimitCode marks fasthttp's plain-text answer to a connection over MaxConnsPerIP.
+const connLimitCode = "fasthttp MaxConnsPerIP"
 
 func createBody(rng *rand.Rand, enterprises []string) []byte {
 	ent := enterprises[rng.IntN(len(enterprises))]
@@ -179,16 +222,23 @@ func createBody(rng *rand.Rand, enterprises []string) []byte {
 		`"},"requested_scope":{"kind":"enterprise","ref":"` + ent + `"}}`)
 }
 
-// export creates one export and, if admitted, polls it until final.
-func (l *loader) export(ctx context.Context, body []byte) createRec {
+// export creates one export through create (nil: the pooled client) and, if admitted, polls it
+// until final through the pooled client.
+func (l *loader) export(ctx context.Context, create *http.Client, body []byte) createRec {
+	if create == nil {
+		create = l.client
+	}
 	var res resource
 	rec := createRec{start: time.Now()}
-	rec.status, rec.latency = l.do(ctx, l.client, "POST", exportsPath, body, preferWait0, &res)
+	rec.status, rec.latency = l.do(ctx, create, "POST", exportsPath, body, preferWait0, &res)
 	switch rec.status {
 	case http.StatusCreated:
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		rec.reason, rec.retryMs = res.Details.Reason, res.Details.RetryAfterMs
 		rec.badEnvelope = !retryEnvelopeOK(&res)
+		if res.Code == connLimitCode {
+			rec.reason = connLimitCode
+		}
 		return rec
 	default:
 		rec.reason = res.Code
@@ -241,7 +291,7 @@ func (l *loader) closedLoop(ctx context.Context, p *phase, workers int, d time.D
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				r := l.export(ctx, createBody(rng, l.env.enterprises))
+				r := l.export(ctx, nil, createBody(rng, l.env.enterprises))
 				p.addCreate(r)
 				if r.status != http.StatusCreated {
 					time.Sleep(min(time.Duration(max(r.retryMs, 10))*time.Millisecond, time.Second))
@@ -277,17 +327,32 @@ func (l *loader) openLoop(ctx context.Context, p *phase, d time.Duration, seed u
 		if w := time.Until(next); w > 0 {
 			time.Sleep(w)
 		}
-		if l.openCreates.Load() >= maxOpenCreates {
+		limit := int64(maxOpenCreates)
+		if p.maxOpen > 0 {
+			limit = p.maxOpen
+		}
+		if l.openCreates.Load() >= limit {
 			p.mu.Lock()
 			p.overflow++
 			p.mu.Unlock()
+			continue
+		}
+		if p.healthzShare > 0 && rng.Float64() < p.healthzShare {
+			l.openCreates.Add(1)
+			wg.Go(func() {
+				defer l.openCreates.Add(-1)
+				rec := l.healthz(ctx, p.client)
+				p.mu.Lock()
+				p.burstHealthz = append(p.burstHealthz, rec)
+				p.mu.Unlock()
+			})
 			continue
 		}
 		body := createBody(rng, l.env.enterprises)
 		l.openCreates.Add(1)
 		wg.Go(func() {
 			defer l.openCreates.Add(-1)
-			p.addCreate(l.export(ctx, body))
+			p.addCreate(l.export(ctx, p.client, body))
 		})
 	}
 	if w := time.Until(end); w > 0 {
@@ -445,6 +510,22 @@ func measure(ctx context.Context, cfg config, e *env, rep *report, logf func(str
 			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
+	}
+	if cfg.burst > 0 {
+		name := "burst " + strconv.FormatFloat(cfg.burst, 'g', -1, 64) + "x"
+		p := &phase{name: name, multiple: cfg.burst, rate: cfg.burst * capacity / (1 - cfg.burstHealth), client: newConnClient(), healthzShare: cfg.burstHealth,
+			maxOpen: int64(cfg.burstMaxOpen)}
+		// The creates alone arrive at burst x capacity; the /healthz share comes on top.
+		logf("%s: open loop, %.1f requests/s for %s, a new connection per request, %.0f%% of them GET /healthz",
+			name, p.rate, cfg.burstDur, 100*cfg.burstHealth)
+		if err := l.runPhase(ctx, p, func() { l.openLoop(ctx, p, cfg.burstDur, 99, logf) }); err != nil {
+			return err
+		}
+		s := summarize(p, cfg.burst)
+		rep.Burst = &s
+		logf("%s: %d creates, %d shed 503/429 (p50 %.2fms p99 %.2fms), /healthz p99 %.2fms over %d (new connections), other %d, "+
+			"arrivals over %d open requests not sent %d", name, s.Creates, s.ShedAny, s.ShedAnyP50Ms, s.ShedAnyP99Ms, s.HealthzNewConnP99Ms,
+			s.HealthzNewConn, s.Outside, cfg.burstMaxOpen, s.Overflow)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,72 +67,89 @@ func (h *harness) dsn(db string) string { return "clickhouse://" + h.ch.TCPAddr 
 
 // prepare creates database db, applies exportd's schema, generates n rows
 // for one enterprise, merges the parts and waits until no merge runs, so
-// that background work does not disturb the measurements. It returns the
-// enterprise ref and the number of rows in the export range.
-func (h *harness) prepare(ctx context.Context, db string, n int64) (string, int64, error) {
+// that background work does not disturb the measurements. With second, a
+// second `exportd ingest --generate n --enterprises 1` with the next seed
+// adds n rows of another enterprise (for api-2x): the generator spreads rows
+// over enterprises at random, so one run with --enterprises 2 would not give
+// both exactly n. It returns the enterprise refs (the single-export one
+// first) and the number of rows of each in the export range.
+func (h *harness) prepare(ctx context.Context, db string, n int64, second bool) ([]string, int64, error) {
 	if _, err := h.chQuery(ctx, "", "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
-		return "", 0, fmt.Errorf("create database %s: %w", db, err)
+		return nil, 0, fmt.Errorf("create database %s: %w", db, err)
 	}
 	env := []string{"EXPORTD_CLICKHOUSE_DSN=" + h.dsn(db), "EXPORTD_POSTGRES_DSN=" + h.pgDSN}
 	if _, err := runTimed(ctx, env, nil, h.exportd, "migrate"); err != nil {
-		return "", 0, fmt.Errorf("exportd migrate: %w", err)
+		return nil, 0, fmt.Errorf("exportd migrate: %w", err)
 	}
-	seed := strconv.FormatInt(h.cfg.seed, 10)
-	res, err := runTimed(ctx, env, nil, h.exportd, "ingest", "--print-enterprises", "--enterprises", "1", "--seed", seed)
-	if err != nil {
-		return "", 0, fmt.Errorf("exportd ingest --print-enterprises: %w", err)
+	seeds := []int64{h.cfg.seed}
+	if second {
+		seeds = append(seeds, h.cfg.seed+1)
 	}
-	enterprise := strings.TrimSpace(res.Stdout)
-	if !strings.HasPrefix(enterprise, "enterprises/") || strings.ContainsAny(enterprise, "'\\\n") {
-		return "", 0, fmt.Errorf("exportd ingest --print-enterprises printed %q, want one enterprises/<uuid>", enterprise)
+	var enterprises []string
+	for _, sd := range seeds {
+		seed := strconv.FormatInt(sd, 10)
+		res, err := runTimed(ctx, env, nil, h.exportd, "ingest", "--print-enterprises", "--enterprises", "1", "--seed", seed)
+		if err != nil {
+			return nil, 0, fmt.Errorf("exportd ingest --print-enterprises: %w", err)
+		}
+		enterprise := strings.TrimSpace(res.Stdout)
+		if !strings.HasPrefix(enterprise, "enterprises/") || strings.ContainsAny(enterprise, "'\\\n") {
+			return nil, 0, fmt.Errorf("exportd ingest --print-enterprises printed %q, want one enterprises/<uuid>", enterprise)
+		}
+		if slices.Contains(enterprises, enterprise) {
+			return nil, 0, fmt.Errorf("seeds %v give the same enterprise %s", seeds, enterprise)
+		}
+		enterprises = append(enterprises, enterprise)
+		h.logf("generating %s rows for %s into %s (seed %s)", fmtCount(n), enterprise, db, seed)
+		res, err = runTimed(ctx, env, nil, h.exportd, "ingest", "--generate", strconv.FormatInt(n, 10),
+			"--enterprises", "1", "--seed", seed)
+		if err != nil {
+			return nil, 0, fmt.Errorf("exportd ingest --generate: %w", err)
+		}
+		h.logf("generated in %.1fs", res.Elapsed.Seconds())
 	}
-	h.logf("generating %s rows for %s into %s", fmtCount(n), enterprise, db)
-	res, err = runTimed(ctx, env, nil, h.exportd, "ingest", "--generate", strconv.FormatInt(n, 10),
-		"--enterprises", "1", "--seed", seed)
-	if err != nil {
-		return "", 0, fmt.Errorf("exportd ingest --generate: %w", err)
-	}
-	h.logf("generated in %.1fs", res.Elapsed.Seconds())
 
 	parts, err := h.chQuery(ctx, "", "SELECT DISTINCT partition FROM system.parts WHERE active AND database = '"+db+
 		"' AND table = 'operations_activity' ORDER BY partition")
 	if err != nil {
-		return "", 0, fmt.Errorf("list partitions: %w", err)
+		return nil, 0, fmt.Errorf("list partitions: %w", err)
 	}
 	start := time.Now()
 	for _, p := range strings.Fields(parts) {
 		if _, err := h.chQuery(ctx, db, "OPTIMIZE TABLE operations_activity PARTITION "+p+" FINAL"); err != nil {
-			return "", 0, fmt.Errorf("optimize partition %s: %w", p, err)
+			return nil, 0, fmt.Errorf("optimize partition %s: %w", p, err)
 		}
 	}
 	for {
 		m, err := h.chQuery(ctx, "", "SELECT count() FROM system.merges")
 		if err != nil {
-			return "", 0, fmt.Errorf("read system.merges: %w", err)
+			return nil, 0, fmt.Errorf("read system.merges: %w", err)
 		}
 		if m == "0" {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return "", 0, ctx.Err()
+			return nil, 0, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	h.logf("merged %d partitions in %.1fs", len(strings.Fields(parts)), time.Since(start).Seconds())
 
-	cnt, err := h.chQuery(ctx, db, "SELECT count() FROM operations_activity WHERE enterprise_ref = '"+enterprise+
-		"' AND occurred_at_utc BETWEEN "+strconv.FormatInt(rangeFrom.UnixMilli(), 10)+" AND "+strconv.FormatInt(rangeTo.UnixMilli(), 10))
-	if err != nil {
-		return "", 0, fmt.Errorf("count rows: %w", err)
+	for _, enterprise := range enterprises {
+		cnt, err := h.chQuery(ctx, db, "SELECT count() FROM operations_activity WHERE enterprise_ref = '"+enterprise+
+			"' AND occurred_at_utc BETWEEN "+strconv.FormatInt(rangeFrom.UnixMilli(), 10)+" AND "+strconv.FormatInt(rangeTo.UnixMilli(), 10))
+		if err != nil {
+			return nil, 0, fmt.Errorf("count rows: %w", err)
+		}
+		rows, err := strconv.ParseInt(cnt, 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("count rows: unexpected answer %q", cnt)
+		}
+		if rows != n {
+			return nil, 0, fmt.Errorf("generated %d rows for %s but %d are in the export range [%s, %s]", n, enterprise, rows,
+				rangeFrom.Format(rfc3339Milli), rangeTo.Format(rfc3339Milli))
+		}
 	}
-	rows, err := strconv.ParseInt(cnt, 10, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("count rows: unexpected answer %q", cnt)
-	}
-	if rows != n {
-		return "", 0, fmt.Errorf("generated %d rows but %d are in the export range [%s, %s]", n, rows,
-			rangeFrom.Format(rfc3339Milli), rangeTo.Format(rfc3339Milli))
-	}
-	return enterprise, rows, nil
+	return enterprises, n, nil
 }

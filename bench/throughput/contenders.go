@@ -22,6 +22,10 @@ type measurement struct {
 	PeakRSS     int64  // bytes: ru_maxrss of a child, or VmHWM of exportd serve
 	SampledPeak int64  // exportd serve: peak of the 5 ms VmRSS sampler
 	AboveIdle   int64  // exportd serve: PeakRSS minus its idle RSS
+	// exportd serve: CPU seconds (utime+stime) of the serve process and of
+	// clickhouse-server from the POST to ready; -1: not read.
+	ServeCPU, CHCPU float64
+	MaxRunning      int // api-2x: most exports seen running at once
 }
 
 // contender is one way of exporting the rows.
@@ -30,7 +34,10 @@ type contender struct {
 	Name  string
 	Group string // "clickhouse", "baseline" or "exportd"
 	CSV   bool   // uncompressed CSV with a header: its records are counted
-	run   func(ctx context.Context, out string) (measurement, error)
+	// Exports is the number of exports of N rows the contender runs at
+	// once (0 means 1): it must export Exports × N rows.
+	Exports int
+	run     func(ctx context.Context, out string) (measurement, error)
 }
 
 // Contender keys; the targets refer to them.
@@ -45,6 +52,9 @@ const (
 	keyAPIZstd = "api-zstd"
 	keyAPIGzip = "api-gzip"
 	keyAPIS3   = "api-s3"
+	// Two exports of two different enterprises (N rows each) at once
+	// through the same serve, file storage, compression none.
+	keyAPI2x = "api-2x"
 	// SPEC §7 formats and a narrow selection, through the CLI; compared
 	// with keyCLI (17-column CSV) in the same run.
 	keyCLIJSONL   = "cli-jsonl"
@@ -59,7 +69,7 @@ const fiveColumns = "occurred_at_utc,activity_id,status,currency,amount"
 // isAPI reports whether a contender exports through exportd serve (its RSS
 // is the serve process's, with a figure above idle).
 func isAPI(key string) bool {
-	return key == keyAPINone || key == keyAPIZstd || key == keyAPIGzip || key == keyAPIS3
+	return key == keyAPINone || key == keyAPIZstd || key == keyAPIGzip || key == keyAPIS3 || key == keyAPI2x
 }
 
 // contenders lists them for one prepared database; s3srv (nil: no S3
@@ -121,6 +131,12 @@ func (h *harness) contenders(db, enterprise string, srv, s3srv *server) []conten
 		{Key: keyAPINone, Name: "exportd API, compression none", Group: "exportd", CSV: true, run: api("none")},
 		{Key: keyAPIZstd, Name: "exportd API, compression zstd", Group: "exportd", run: api("zstd")},
 		{Key: keyAPIGzip, Name: "exportd API, compression gzip", Group: "exportd", run: api("gzip")},
+	}
+	if len(srv.scopes) > 1 {
+		cs = append(cs, contender{Key: keyAPI2x, Name: "exportd API, 2 enterprises at once, compression none", Group: "exportd",
+			Exports: 2, run: func(ctx context.Context, _ string) (measurement, error) {
+				return srv.exportConcurrent(ctx, srv.scopes[:2])
+			}})
 	}
 	if s3srv != nil {
 		cs = append(cs, contender{Key: keyAPIS3, Name: "exportd API → S3, compression none", Group: "exportd",

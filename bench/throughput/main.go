@@ -19,6 +19,12 @@
 //	api-none   exportd serve: POST (Prefer: wait=60) → poll → ready
 //	api-zstd   the same with "compression": "zstd"
 //	api-gzip   the same with "compression": "gzip"
+//	api-2x     the first serve, two exports at once of two enterprises of N
+//	           rows each (the second generated with the next seed),
+//	           compression none: timed from the first POST to both ready;
+//	           aggregate rows/s 2N/time against api-none's N/time, with
+//	           the CPU seconds of exportd serve and clickhouse-server
+//	           (-concurrent=false leaves it and the second enterprise out)
 //	api-s3     a second exportd serve storing to S3 (a private versitygw,
 //	           POSIX backend, loopback), "compression": "none"; compared
 //	           with api-none (×file API). On by default when versitygw is
@@ -89,9 +95,11 @@ type config struct {
 	keep    bool
 	tmpRoot string
 	pprof   bool
-	s3      bool   // measure the S3 contender
-	s3Set   bool   // -s3 given explicitly: a missing versitygw is an error
-	replot  string // a throughput.json to redraw; nothing is measured
+	s3      bool // measure the S3 contender
+	s3Set   bool // -s3 given explicitly: a missing versitygw is an error
+	// concurrent: a second enterprise of N rows and the api-2x contender
+	concurrent bool
+	replot     string // a throughput.json to redraw; nothing is measured
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -107,6 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	tmp := fs.String("tmpdir", "", "parent of the temporary directory (default: $TMPDIR); outputs are written there")
 	useS3 := fs.Bool("s3", true, "also measure \"exportd API → S3\" against a private versitygw ($EXPORTD_VERSITYGW, PATH or $GOPATH/bin; "+
 		"deploy/scripts/ensure-s3.sh installs it); by default skipped with a note when versitygw is missing")
+	concurrent := fs.Bool("concurrent", true, "also generate a second enterprise of N rows (next seed) and measure \"api-2x\": "+
+		"two exports of the two enterprises at once through the same serve (aggregate rows/s against api-none, CPU split)")
 	replotFrom := fs.String("replot", "", "redraw OUT/throughput.svg from this `throughput.json` of an earlier run; measures nothing")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -117,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if *runs < 1 {
 		return config{}, errors.New("-runs must be at least 1")
 	}
-	c := config{outDir: *out, exportd: *bin, seed: *seed, keep: *keep, tmpRoot: *tmp, pprof: *prof, s3: *useS3}
+	c := config{outDir: *out, exportd: *bin, seed: *seed, keep: *keep, tmpRoot: *tmp, pprof: *prof, s3: *useS3, concurrent: *concurrent}
 	fs.Visit(func(f *flag.Flag) { c.s3Set = c.s3Set || f.Name == "s3" })
 	if c.replot = *replotFrom; c.replot != "" {
 		return c, nil
@@ -216,6 +226,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		pgStop()
 	}()
 	rep.ClickHouse = h.clickhouseVersion(ctx)
+	if h.chPID = findPID(h.ch.Dir, "clickhouse"); h.chPID == 0 {
+		h.logf("warning: clickhouse-server's pid not found: its CPU seconds are not reported")
+	}
 	h.logf("ClickHouse %s on tcp %s, http %s", rep.ClickHouse, h.ch.TCPAddr, h.ch.HTTPAddr)
 
 	if h.versitygw != "" {
@@ -263,6 +276,7 @@ type harness struct {
 	tmp     string
 	ch      *chlocal.Server
 	pgDSN   string // the control plane of the exportd serve contenders
+	chPID   int    // the private clickhouse-server's pid (CPU split); 0: unknown
 
 	versitygw string    // "" when the S3 contender is off
 	s3        *s3Server // the private S3 server, when on

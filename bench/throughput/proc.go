@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -103,3 +104,24 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 func (t *tailBuffer) String() string { return string(t.buf) }
 
 var _ io.Writer = (*tailBuffer)(nil)
+
+// findPID returns the pid of a process whose command line contains both
+// dir and name (the private ClickHouse runs with its config under dir); 0
+// if none.
+func findPID(dir, name string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmd, []byte(dir)) && bytes.Contains(cmd, []byte(name)) {
+			return pid
+		}
+	}
+	return 0
+}

@@ -19,11 +19,15 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 	db := fmt.Sprintf("bench_%d", spec.N)
 	sr := &sizeResult{N: spec.N, Runs: spec.Runs, Database: db, LoadBefore: loadAverage()}
 	h.logf("== %s rows, %d run(s); load average %s", fmtCount(spec.N), spec.Runs, sr.LoadBefore)
-	enterprise, rows, err := h.prepare(ctx, db, spec.N)
+	enterprises, rows, err := h.prepare(ctx, db, spec.N, h.cfg.concurrent)
 	if err != nil {
 		return nil, err
 	}
+	enterprise := enterprises[0]
 	sr.Enterprise = enterprise
+	if len(enterprises) > 1 {
+		sr.Enterprise2 = enterprises[1]
+	}
 	defer func() {
 		if _, err := h.chQuery(context.WithoutCancel(ctx), "", "DROP DATABASE IF EXISTS "+db); err != nil {
 			h.logf("warning: drop database %s: %v", db, err)
@@ -35,7 +39,7 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := h.startServer(ctx, db, enterprise, dir, nil)
+	srv, err := h.startServer(ctx, db, enterprises, dir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +50,7 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 	if h.s3 != nil {
 		// A second serve on the same database, storing to the bucket under
 		// the prefix db; it idles while the others run.
-		if s3srv, err = h.startServer(ctx, db, enterprise, filepath.Join(dir, "serve-s3"), h.s3); err != nil {
+		if s3srv, err = h.startServer(ctx, db, enterprises[:1], filepath.Join(dir, "serve-s3"), h.s3); err != nil {
 			return nil, fmt.Errorf("exportd serve with S3 storage: %w", err)
 		}
 		defer s3srv.stop()
@@ -64,7 +68,7 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 	cs := h.contenders(db, enterprise, srv, s3srv)
 	res := make([]*contenderResult, len(cs))
 	for i, c := range cs {
-		res[i] = &contenderResult{Key: c.Key, Name: c.Name, Group: c.Group, Rows: -1}
+		res[i] = &contenderResult{Key: c.Key, Name: c.Name, Group: c.Group, Rows: -1, Exports: c.Exports}
 	}
 	for run := 0; run < spec.Runs; run++ {
 		for j := range cs {
@@ -91,8 +95,8 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 				}
 				m.Rows = records - 1 // minus the header
 			}
-			if m.Rows >= 0 && m.Rows != rows {
-				return nil, fmt.Errorf("contender %q exported %d rows, want %d", c.Name, m.Rows, rows)
+			if want := rows * int64(max(c.Exports, 1)); m.Rows >= 0 && m.Rows != want {
+				return nil, fmt.Errorf("contender %q exported %d rows, want %d", c.Name, m.Rows, want)
 			}
 			if m.Path != "" {
 				if err := os.Remove(m.Path); err != nil {
@@ -101,12 +105,17 @@ func (h *harness) measureSize(ctx context.Context, spec sizeSpec) (*sizeResult, 
 			}
 			cr.add(m)
 			rss := fmtMiB(m.PeakRSS)
+			extra := ""
 			if isAPI(c.Key) {
 				rss = fmt.Sprintf("%s (+%s over idle)", rss, fmtMiB(m.AboveIdle))
+				extra = fmt.Sprintf("; CPU s: serve %.2f, clickhouse-server %.2f", m.ServeCPU, m.CHCPU)
+				if c.Exports > 1 {
+					extra += fmt.Sprintf("; %d of %d seen running at once", m.MaxRunning, c.Exports)
+				}
 			}
-			h.logf("[%s run %d/%d] %-50s %8.3fs %10.0f rows/s %9s  peak RSS %s",
-				fmtCount(spec.N), run+1, spec.Runs, c.Name, m.Elapsed.Seconds(), float64(spec.N)/m.Elapsed.Seconds(),
-				fmtBytes(m.Bytes), rss)
+			h.logf("[%s run %d/%d] %-50s %8.3fs %10.0f rows/s %9s  peak RSS %s%s",
+				fmtCount(spec.N), run+1, spec.Runs, c.Name, m.Elapsed.Seconds(), float64(m.Rows)/m.Elapsed.Seconds(),
+				fmtBytes(m.Bytes), rss, extra)
 		}
 	}
 	sr.Contenders = res
