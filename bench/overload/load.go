@@ -70,8 +70,8 @@ type phase struct {
 	shedBy                map[string]float64
 	// CPU cores used by exportd, ClickHouse and the harness, averaged from the phase's start to
 	// the end of its drain.
-	cores          [3]float64
-	healthz, chGet []probeRec
+	cores   [3]float64
+	healthz []probeRec
 	// The burst: creates go through client (nil: the loader's pooled one)
 	// and a healthzShare of the arrivals are GET /healthz through the same
 	// client, booked to burstHealthz.
@@ -79,7 +79,6 @@ type phase struct {
 	healthzShare float64
 	maxOpen      int64 // requests the harness keeps open at once in this phase (0: maxOpenCreates)
 	burstHealthz []probeRec
-	recordParts  []float64 // active parts of the export records table
 	// metrics before and after the phase (exportd_* series)
 	before, after map[string]float64
 

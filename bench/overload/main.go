@@ -27,8 +27,7 @@
 // 300ms.
 //
 // To tell overload from a busy machine, each level also reports floors: the p99 of GET /healthz
-// (exportd's HTTP path without token or ClickHouse), of the record query behind a GET sent to
-// ClickHouse directly, exportd's own view of its request latencies (upper bounds from its
+// (exportd's HTTP path without token, ClickHouse or PostgreSQL), exportd's own view of its request latencies (upper bounds from its
 // histograms), the mean run time of an export inside exportd, and the CPU used by exportd and by
 // the harness. The harness shares the machine with exportd and ClickHouse, and so does anything
 // else running: the load averages before and after are in the report.

@@ -63,13 +63,10 @@ type result struct {
 	InFlightMean         float64            `json:"admission_in_flight_mean"`
 	QueuedMean           float64            `json:"admission_queued_mean"`
 	HealthzP99Ms         float64            `json:"healthz_p99_ms"`
-	ClickHouseGetP99Ms   float64            `json:"clickhouse_record_query_p99_ms"`
 	ServerGetP99Ms       float64            `json:"server_get_p99_ms_upper"`
 	ServerListP99Ms      float64            `json:"server_list_p99_ms_upper"`
 	ServerCreateP99Ms    float64            `json:"server_create_p99_ms_upper"`
 	ServiceMeanMs        float64            `json:"export_duration_mean_ms"`
-	RecordPartsMean      float64            `json:"record_parts_mean"`
-	RecordPartsMax       float64            `json:"record_parts_max"`
 	ServeCores           float64            `json:"exportd_cpu_cores"`
 	ClickHouseCores      float64            `json:"clickhouse_cpu_cores"`
 	HarnessCores         float64            `json:"harness_cpu_cores"`
@@ -191,20 +188,14 @@ func summarize(p *phase, multiple float64) result {
 			r.GetErrors++
 		}
 	}
-	var hz, chq []time.Duration
+	var hz []time.Duration
 	for _, x := range p.healthz {
 		hz = append(hz, x.latency)
 	}
-	for _, x := range p.chGet {
-		chq = append(chq, x.latency)
-	}
-	for _, s := range [][]time.Duration{getOne, lists, hz, chq} {
+	for _, s := range [][]time.Duration{getOne, lists, hz} {
 		slices.Sort(s)
 	}
-	r.HealthzP99Ms, r.ClickHouseGetP99Ms = pct(hz, 0.99), pct(chq, 0.99)
-	if len(p.recordParts) > 0 {
-		r.RecordPartsMean, r.RecordPartsMax = mean(p.recordParts), slices.Max(p.recordParts)
-	}
+	r.HealthzP99Ms = pct(hz, 0.99)
 	const reqDur = "exportd_http_request_duration_seconds"
 	r.ServerGetP99Ms = histQuantile(p.before, p.after, reqDur, "route", "get", 0.99)
 	r.ServerListP99Ms = histQuantile(p.before, p.after, reqDur, "route", "list", 0.99)
@@ -421,9 +412,8 @@ func (r *report) printTable(w io.Writer) {
 			l.Name, strings.Join(reasons, ", "), l.RetryAfterP50Ms, l.RateLimited, l.Other503, l.Failed, l.QueuedMean,
 			l.ServiceMeanMs, l.ServeCores, l.ClickHouseCores, l.HarnessCores, l.HeapInusePeakMiB, l.GoroutinesPeak)
 		fmt.Fprintf(w, "    p99 ms: GET one %.1f, list %.1f (in exportd <= %.1f, <= %.1f); create in exportd <= %.1f; "+
-			"/healthz %.1f; the GET query on ClickHouse directly %.1f (record parts mean %.0f, max %.0f)\n",
-			l.GetOneP99Ms, l.ListP99Ms, l.ServerGetP99Ms, l.ServerListP99Ms, l.ServerCreateP99Ms, l.HealthzP99Ms, l.ClickHouseGetP99Ms,
-			l.RecordPartsMean, l.RecordPartsMax)
+			"/healthz %.1f\n",
+			l.GetOneP99Ms, l.ListP99Ms, l.ServerGetP99Ms, l.ServerListP99Ms, l.ServerCreateP99Ms, l.HealthzP99Ms)
 	}
 	if b := r.Burst; b != nil {
 		fmt.Fprintf(w, "%s (%.0f requests/s offered, %.1f creates/s sent, a new connection per request): %d creates, admitted %d, "+
