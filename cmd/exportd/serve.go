@@ -117,6 +117,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	m.AdmissionLimit.Set(float64(limiter.Limit()))
 	records := pgstore.New(pool)
+	mem := newMemReleaser() // memrelease.go; runs until the engine has drained
 	eng, err := engine.New(engine.Config{
 		Reader:                  source.New(s.ch, source.Options{MaxExecution: s.ExportTimeout}),
 		Records:                 records,
@@ -133,7 +134,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Owner:                   s.ReplicaID,
 		Logger:                  log.Named("engine"),
 		OnFinish:                observeExport(m),
-		OnRunning:               func(n int) { m.ExportsRunning.Set(float64(n)) },
+		OnRunning: func(n int) {
+			m.ExportsRunning.Set(float64(n))
+			mem.setRunning(n)
+		},
 		OnRead: func(rows, bytes int64) {
 			m.ClickHouseRows.Add(float64(rows))
 			m.ClickHouseBytes.Add(float64(bytes))
@@ -215,6 +219,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	defer stopHooks()
 	g.Go(func() error { hooks.Run(hooksCtx); return nil })
+	g.Go(func() error { mem.run(hooksCtx); return nil })
 	<-serveCtx.Done()
 	if cause := context.Cause(serveCtx); ctx.Err() == nil && cause != nil {
 		log.Error("listener failed; shutting down", zap.Error(cause))
