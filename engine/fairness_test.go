@@ -248,3 +248,54 @@ func TestExportTimeout(t *testing.T) {
 	}
 	r.release(a)
 }
+
+// A job admitted with a slot can queue behind one of its enterprise that
+// was admitted without (the share freed between the two creates while the
+// replica's slots were busy). The slot holders start first, and the
+// slot-less one after them: trying only the queue's first job left all
+// three pending for ever (bench/overload's capacity phase hung on it).
+func TestSlotHoldersQueuedBehindSlotlessStart(t *testing.T) {
+	ctx := context.Background()
+	a, b := "enterprises/"+uuidN("ea000000", 5), "enterprises/"+uuidN("eb000000", 5)
+	seed(t, a, 10)
+	seed(t, b, 10)
+	r := newHeld(b)
+	eng := fairEngine(t, r, engine.Config{MaxExports: 2, MaxPerEnterprise: 2})
+	t.Cleanup(func() { r.release(b) })
+	// B fills the replica's two slots.
+	var bs []string
+	for i := 0; i < 2; i++ {
+		x, err := eng.Submit(ctx, request(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, x.ID)
+		<-r.started
+	}
+	// A's first export finds no slot and waits, slot-less, at its queue's head.
+	first, err := eng.Submit(ctx, request(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two more of A are admitted with slots of their own (A holds none).
+	var held []string
+	for i := 0; i < 2; i++ {
+		if !eng.ClaimShare(a) {
+			t.Fatal("A holds no slot yet: its share must be free")
+		}
+		x, _, err := eng.SubmitWith(ctx, request(a), nil, engine.SlotFunc(func(*engine.Export, time.Duration) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, x.ID)
+	}
+	// Let the two jobs reach the queue (behind the first) before B's
+	// slots free up; released earlier, the first would start before them.
+	time.Sleep(300 * time.Millisecond)
+	r.release(b)
+	for _, id := range append(append(held, first.ID), bs...) {
+		if x, _ := eng.Wait(ctx, id, 20*time.Second); x == nil || x.Status != engine.StatusReady {
+			t.Fatalf("export %s did not end ready: %+v", id, x)
+		}
+	}
+}

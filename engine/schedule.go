@@ -128,8 +128,13 @@ func (s *scheduler) removeLocked(j *job) bool {
 	return false
 }
 
-// heads returns the first waiting job of every enterprise, the least
-// recently served enterprise first.
+// heads returns the next job of every enterprise with waiting jobs, the
+// least recently served enterprise first. An enterprise's next job is its
+// first one already holding a slot (taken at admission), else its first:
+// a job admitted with a slot may queue behind one admitted without (its
+// enterprise's share freed between the two creates), and the slot-less one
+// cannot start while the slot holders fill the share, so trying only the
+// first would leave both waiting for ever (found by bench/overload).
 func (s *scheduler) heads() []*job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,7 +142,15 @@ func (s *scheduler) heads() []*job {
 	slices.SortStableFunc(ents, func(a, b string) int { return cmp.Compare(s.served[a], s.served[b]) })
 	out := make([]*job, 0, len(ents))
 	for _, ent := range ents {
-		out = append(out, s.queues[ent][0])
+		q := s.queues[ent]
+		next := q[0]
+		for _, j := range q {
+			if j.slot != nil {
+				next = j
+				break
+			}
+		}
+		out = append(out, next)
 	}
 	return out
 }
