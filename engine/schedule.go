@@ -70,6 +70,8 @@ type scheduler struct {
 	// other waiting tenant. Kept only while the enterprise waits or runs.
 	served map[string]uint64
 	tick   uint64
+	// busy: enterprises the record store last found at their cap.
+	busy map[string]bool
 }
 
 func (s *scheduler) enqueue(j *job) {
@@ -163,9 +165,32 @@ func (s *scheduler) started(ent string) {
 	s.served[ent] = s.tick
 }
 
+// isBusy, setBusy and clearBusy keep the record store's last "at its cap"
+// verdict per enterprise (see dispatch).
+func (s *scheduler) isBusy(ent string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy[ent]
+}
+
+func (s *scheduler) setBusy(ent string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busy[ent] = true
+}
+
+func (s *scheduler) clearBusy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.busy)
+}
+
 func (s *scheduler) hold(ent string, d int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if d < 0 {
+		delete(s.busy, ent) // one of its slots here is free: ask again
+	}
 	s.holding[ent] += d
 	if s.holding[ent] <= 0 {
 		delete(s.holding, ent)
@@ -191,14 +216,6 @@ func (e *Engine) ClaimShare(enterprise string) bool {
 	}
 	e.sched.holding[enterprise]++
 	return true
-}
-
-// atShare reports whether enterprise's jobs here hold MaxPerEnterprise
-// slots (no cap: never).
-func (e *Engine) atShare(enterprise string) bool {
-	e.sched.mu.Lock()
-	defer e.sched.mu.Unlock()
-	return e.atShareLocked(enterprise)
 }
 
 func (e *Engine) atShareLocked(enterprise string) bool {
@@ -227,6 +244,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			return
 		case <-e.wake:
 		case <-t.C:
+			e.sched.clearBusy()
 		}
 		e.dispatch(ctx)
 	}
@@ -242,12 +260,16 @@ func (e *Engine) dispatch(ctx context.Context) {
 				continue // gave up waiting meanwhile
 			}
 			acquired := false
-			if j.slot == nil && e.atShare(j.exp.EnterpriseRef) {
-				// Its enterprise already holds its share of this replica's
-				// slots: the record store would say busy. Asking it anyway
+			if j.slot == nil && e.sched.isBusy(j.exp.EnterpriseRef) {
+				// The record store said its enterprise is at its cap, and
+				// none of its exports here has ended since: asking again
 				// costs a PostgreSQL round trip under the enterprise's lock
 				// on every dispatch, ahead of other tenants' starts (issue
-				// 13: a small export of B queued behind A's backlog).
+				// 13: a small export of B queued behind A's backlog). The
+				// verdict lapses when one of its exports here releases its
+				// slot and at every tick (other replicas' exports end too).
+				// (Judging from the local share instead hung: it counts the
+				// creates still waiting for an admission permit.)
 				e.putBack(j)
 				continue
 			}
@@ -263,6 +285,9 @@ func (e *Engine) dispatch(ctx context.Context) {
 			err := e.cfg.Records.Start(ctx, j.exp.ID, j.exp.Owner, j.exp.Version, j.exp.EnterpriseRef, e.cfg.MaxPerEnterprise)
 			// At its cap (busy), the control plane unreachable, or stopping:
 			// the job waits for a later turn rather than failing.
+			if errors.Is(err, ErrBusy) {
+				e.sched.setBusy(j.exp.EnterpriseRef)
+			}
 			if errors.Is(err, ErrBusy) || errors.Is(err, ErrControlPlaneUnavailable) || (err != nil && ctx.Err() != nil) {
 				if acquired {
 					e.dropSlot(j)

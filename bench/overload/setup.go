@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/exportd/exportd/bench/internal/procstat"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -309,30 +311,8 @@ func rssBytes(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
-// cpuSeconds reads the user plus system CPU time of pid ("self" for the harness) from /proc,
-// assuming the usual 100 clock ticks per second.
-func cpuSeconds(pid string) (float64, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command, which is in parentheses and may hold spaces: state is field 3,
-	// utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%s/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parse /proc/%s/stat", pid)
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parse /proc/%s/stat", pid)
-	}
-	return (utime + stime) / 100, nil
-}
+// cpuSeconds is the user plus system CPU time of pid ("self" for the harness) so far.
+func cpuSeconds(pid string) (float64, error) { return procstat.CPUSeconds(pid) }
 
 // loadAvg is the first three fields of /proc/loadavg.
 func loadAvg() string {

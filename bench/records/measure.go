@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/exportd/exportd/bench/internal/procstat"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -658,25 +659,5 @@ func mustRSS(pid int) int64 {
 	return v
 }
 
-// cpuSeconds reads the user plus system CPU time of pid from /proc, assuming the usual 100 clock
-// ticks per second.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	return (utime + stime) / 100, nil
-}
+// cpuSeconds is the user plus system CPU time of pid so far.
+func cpuSeconds(pid int) (float64, error) { return procstat.CPUSeconds(strconv.Itoa(pid)) }

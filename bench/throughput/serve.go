@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/exportd/exportd/bench/internal/procstat"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -429,32 +431,12 @@ func scrapeGauge(ctx context.Context, client *http.Client, u, name string) (floa
 // they are counted in, dropping the float noise of the subtraction.
 func roundTicks(s float64) float64 { return math.Round(s*100) / 100 }
 
-// cpuSeconds is the user + system CPU time of process pid so far, from
-// /proc/PID/stat (utime and stime, fields 14 and 15, in clock ticks of
-// 1/100 s, USER_HZ on Linux).
+// cpuSeconds is the user + system CPU time of process pid so far.
 func cpuSeconds(pid int) (float64, error) {
 	if pid <= 0 {
 		return 0, errors.New("no pid")
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command (field 2) is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	return (utime + stime) / 100, nil
+	return procstat.CPUSeconds(strconv.Itoa(pid))
 }
 
 func (s *server) do(ctx context.Context, method, path string, body []byte, want int, prefer string) (*resource, error) {
