@@ -140,7 +140,7 @@ func TestChartAndReportJudgeAlike(t *testing.T) {
 // TestEvaluateOlderJSON: results written before api-2x and the CPU split
 // still decode and are judged on what they hold.
 func TestEvaluateOlderJSON(t *testing.T) {
-	b, err := os.ReadFile("../results/throughput.json")
+	b, err := os.ReadFile("../results/quick/throughput.json") // written before api-2x
 	if err != nil {
 		t.Fatal(err)
 	}
