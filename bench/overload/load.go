@@ -493,6 +493,10 @@ func measure(ctx context.Context, cfg config, e *env, rep *report, logf func(str
 	if capacity <= 0 {
 		return fmt.Errorf("no export completed in the capacity phase (see %s)", e.logPath())
 	}
+	if cfg.baseRate > 0 {
+		logf("levels multiply -base-rate %.1f exports/s, not the measured capacity", cfg.baseRate)
+		capacity = cfg.baseRate
+	}
 
 	for i, m := range cfg.levels {
 		p := &phase{name: strconv.FormatFloat(m, 'g', -1, 64) + "x", multiple: m, rate: m * capacity}

@@ -80,6 +80,7 @@ type config struct {
 	enterprises int
 	seed        int64
 	maxExports  int
+	baseRate    float64
 	levels      []float64
 	burst       float64 // multiple of the capacity of the burst phase; 0: none
 	burstDur    time.Duration
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.enterprises, "enterprises", 20, "enterprises the rows spread over")
 	fs.Int64Var(&c.seed, "seed", 5, "generator seed")
 	fs.IntVar(&c.maxExports, "max-exports", 4, "EXPORTD_MAX_EXPORTS of the server")
+	fs.Float64Var(&c.baseRate, "base-rate", 0, "exports/s that the levels and the burst multiply (0: the capacity measured in this run); fix it to compare two builds at the same offered load")
 	fs.StringVar(&levels, "levels", "1,2,5,10", "offered loads, as multiples of the measured capacity")
 	fs.Float64Var(&c.burst, "burst", 30, "burst phase after the levels: open loop at this multiple of the capacity, every request on a new connection (0: none)")
 	fs.IntVar(&c.burstMaxOpen, "burst-max-open", 160, "requests the burst keeps open at once (each on its own connection; the server allows 256 per client address, shared with the polls and reads); arrivals beyond are counted, not sent")
@@ -137,6 +139,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.burst < 0 || c.burstMaxOpen < 1 || c.burstHealth <= 0 || c.burstHealth >= 1 || (c.burst > 0 && c.burstDur <= 0) {
 		return c, errors.New("-burst must be >= 0, -burst-healthz within (0, 1), -burst-duration positive")
+	}
+	if c.baseRate < 0 {
+		return c, errors.New("-base-rate must be >= 0")
 	}
 	if c.maxExports < 1 || c.enterprises < 1 || c.rows < 1 || c.getRate <= 0 || c.poll <= 0 {
 		return c, errors.New("-max-exports, -enterprises, -rows, -get-rate and -poll must be positive")

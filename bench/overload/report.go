@@ -251,12 +251,14 @@ type reportConfig struct {
 	PollMs          float64   `json:"poll_ms"`
 	GetRatePerSec   float64   `json:"get_rate_per_s"`
 	CapacityWorkers int       `json:"capacity_workers"`
+	// BaseRate, when set, replaced the measured capacity as what the levels multiply.
+	BaseRate float64 `json:"base_rate_exports_per_s,omitempty"`
 }
 
 func newReportConfig(c config) reportConfig {
 	return reportConfig{Rows: c.rows, Enterprises: c.enterprises, Seed: c.seed, MaxExports: c.maxExports,
 		Levels: c.levels, Burst: c.burst, BurstDurationS: c.burstDur.Seconds(), BurstHealthz: c.burstHealth, BurstMaxOpen: c.burstMaxOpen, LevelDurationS: c.levelDur.Seconds(), PollMs: ms(c.poll), GetRatePerSec: c.getRate,
-		CapacityWorkers: capacityWorkers(c)}
+		CapacityWorkers: capacityWorkers(c), BaseRate: c.baseRate}
 }
 
 // minBurstMultiple is "dozens of times capacity" (issue 17) as a floor on the creates the burst

@@ -56,7 +56,7 @@ func TestE2EConsole(t *testing.T) {
 	}
 
 	// Paste the token: kept in sessionStorage only.
-	b.do("paste the token", 10*time.Second, chromedp.SendKeys(chromedp.CSS("#token"), full), chromedp.Click(chromedp.CSS("#token-use")))
+	b.do("paste the token", 30*time.Second, chromedp.SendKeys(chromedp.CSS("#token"), full), chromedp.Click(chromedp.CSS("#token-use")))
 	poll[bool](b, "the token's claims", `document.getElementById('token-info').textContent.startsWith('Token set for users/00000000-0000-4000-8000-0000000000c1')`, 10*time.Second)
 	if got := eval[string](b, `sessionStorage.getItem('exportd.console.token')`); got != full {
 		t.Fatalf("sessionStorage holds %q", got)
