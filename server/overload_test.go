@@ -126,3 +126,50 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A create of an enterprise that holds its share here would wait pending,
+// slot-less: admitted while the replica has room (its own exports are the
+// bottleneck, issue 13), shed with 503 overloaded like any create while the
+// replica sheds (it would wait behind every queued create for as long as
+// the overload lasts), and admitted pending again once the overload ends.
+func TestSlotlessShedUnderOverload(t *testing.T) {
+	lim, err := admission.New(admission.Config{Max: 2, QueueSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := &blockingReader{Reader: source.New(chCfg, source.Options{})}
+	e := newEnv(t, envOptions{reader: reader, admission: lim, rateLimit: 1000, rateBurst: 1000, tune: func(c *engine.Config) {
+		c.MaxPerEnterprise, c.MaxPendingPerEnterprise = 1, 10
+	}})
+	a, b := newTenant(), newTenant()
+	reader.blockEnterprise(a.ent)
+	reader.blockEnterprise(b.ent)
+	tok := e.token(newUser(), capsAll, a.ent+":subtree", b.ent+":subtree")
+	wait0 := map[string]string{"Prefer": "wait=0"}
+	aBody := createBody("enterprise", a.ent, aprFrom, aprTo, "")
+
+	e.create(tok, aBody, wait0) // A's running export: its share
+	if r := e.do("POST", exportsPath, tok, aBody, wait0); r.status != http.StatusCreated {
+		t.Fatalf("A's second create with a slot free: %d %s (want 201 pending)", r.status, r.body)
+	}
+	b1 := e.create(tok, createBody("enterprise", b.ent, aprFrom, aprTo, ""), wait0) // the last slot
+	if lim.InFlight() != 2 {
+		t.Fatalf("InFlight %d, want 2", lim.InFlight())
+	}
+	r := e.do("POST", exportsPath, tok, aBody, wait0)
+	d := wantError(t, r, http.StatusServiceUnavailable, "temporarily_unavailable", "Service is temporarily unavailable.", "overloaded")
+	if num(t, d["retry_after_ms"]) <= 0 {
+		t.Fatalf("no retry hint: %s", r.body)
+	}
+	if l := e.do("GET", exportsPath, tok, "", nil); strings.Count(string(l.body), `"id":`) != 3 {
+		t.Fatalf("the shed create left an export behind: %s", l.body)
+	}
+	// B's export ends: its slot is free again, and A's next create waits pending.
+	if c := e.do("POST", exportsPath+"/"+b1["id"].(string)+"/cancel", tok, "", nil); c.status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", c.status, c.body)
+	}
+	eventually(t, "B's slot", func() bool { return lim.InFlight() < 2 })
+	if r := e.do("POST", exportsPath, tok, aBody, wait0); r.status != http.StatusCreated {
+		t.Fatalf("A's create after the overload: %d %s (want 201 pending)", r.status, r.body)
+	}
+}

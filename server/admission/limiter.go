@@ -99,14 +99,7 @@ func (l *Limiter) Acquire(ctx context.Context) (*Permit, error) {
 		return p, nil
 	}
 	l.ctrl.saturated = true
-	reason := ""
-	switch {
-	case l.queue.len >= l.cfg.QueueSize:
-		reason = ReasonQueueFull
-	case l.waitTooLongLocked():
-		reason = ReasonPredictedWait
-	}
-	if reason != "" {
+	if reason := l.shedReasonLocked(); reason != "" {
 		err := &OverloadedError{RetryAfter: l.retryAfterLocked(), Reason: reason}
 		l.mu.Unlock()
 		return nil, err
@@ -158,6 +151,26 @@ func (l *Limiter) TryAcquire() (*Permit, bool) {
 	}
 	l.ctrl.saturated = true
 	return nil, false
+}
+
+// WouldShed returns the *[OverloadedError] a create calling Acquire now would get at once (the
+// queue full, or its predicted wait too long), and nil when it would be admitted or queued. It
+// takes nothing. The server asks it before admitting an export that takes no slot now (its
+// enterprise holds its share here, so it waits pending): while creates are being shed, such an
+// export would wait for a slot behind every queued create, for as long as the overload lasts, so
+// it is shed like them instead of being admitted into an unbounded wait.
+func (l *Limiter) WouldShed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clockLocked()
+	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+		return nil
+	}
+	reason := l.shedReasonLocked()
+	if reason == "" {
+		return nil
+	}
+	return &OverloadedError{RetryAfter: l.retryAfterLocked(), Reason: reason}
 }
 
 // Release returns the slot, hands it to the oldest waiter if the limit allows, and feeds the
@@ -294,6 +307,18 @@ func (l *Limiter) waitTooLongLocked() bool {
 		return false
 	}
 	return mean > queueWaitExports*l.drain.meanHeld() || mean+predictSigmas*sd > l.cfg.QueueTimeout.Seconds()
+}
+
+// shedReasonLocked is why a create that finds no free slot is shed at once, or "" when it may
+// queue.
+func (l *Limiter) shedReasonLocked() string {
+	switch {
+	case l.queue.len >= l.cfg.QueueSize:
+		return ReasonQueueFull
+	case l.waitTooLongLocked():
+		return ReasonPredictedWait
+	}
+	return ""
 }
 
 func (l *Limiter) retryAfterLocked() time.Duration {

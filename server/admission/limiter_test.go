@@ -395,3 +395,41 @@ func TestOnChange(t *testing.T) {
 		}
 	}
 }
+
+// WouldShed answers what Acquire would do at once, without taking or
+// queueing anything: nil with a free slot or room in the queue, the
+// queue-full shed when the queue is full.
+func TestWouldShed(t *testing.T) {
+	l := mustNew(t, Config{Max: 1, QueueSize: 1, QueueTimeout: time.Minute})
+	if err := l.WouldShed(); err != nil {
+		t.Fatalf("free slot: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held, err := l.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WouldShed(); err != nil {
+		t.Fatalf("slot taken, queue empty: %v (a create would queue)", err)
+	}
+	var wg sync.WaitGroup
+	results := queueWaiters(t, l, ctx, &wg, 1)
+	var oe *OverloadedError
+	if err := l.WouldShed(); !errors.As(err, &oe) || oe.Reason != ReasonQueueFull || oe.RetryAfter <= 0 {
+		t.Fatalf("queue full: %v, want a queue_full OverloadedError with a retry hint", err)
+	}
+	if l.InFlight() != 1 || l.Queued() != 1 {
+		t.Fatalf("WouldShed changed the limiter: InFlight %d, Queued %d", l.InFlight(), l.Queued())
+	}
+	held.Release(Outcome{Dropped: true})
+	r := <-results
+	wg.Wait()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.permit.Release(Outcome{Dropped: true})
+	if err := l.WouldShed(); err != nil {
+		t.Fatalf("idle again: %v", err)
+	}
+}
