@@ -25,7 +25,10 @@ type job struct {
 	// slot is the running slot the job holds (nil while it waits without
 	// one). Owned by the job's goroutine, or by the dispatcher while it has
 	// claimed the waiting job; handed over through grant.
-	slot  Slot
+	slot Slot
+	// res is the job's place in the slot queue while it waits for a slot
+	// (SlotReserver); owned as slot is.
+	res   Reservation
 	grant chan error // the dispatcher's verdict: started (nil) or not
 	// admitted is the plan made at admission, if any (see planFor).
 	admitted *admittedPlan
@@ -158,6 +161,7 @@ func (e *Engine) run(ctx context.Context, j *job) {
 	case err = <-j.grant:
 	case <-ctx.Done():
 		if e.sched.claim(j) { // still waiting: it never started
+			e.cancelReservation(j)
 			e.finish(j, nil, context.Cause(ctx))
 			return
 		}

@@ -28,6 +28,26 @@ type SlotSource interface {
 	TryAcquire() (Slot, bool)
 }
 
+// SlotReserver is a SlotSource whose slots a waiting job can also queue
+// for, in turn with the creates that wait for one (server/admission's
+// FIFO). Without it a pending export takes a slot only at a moment when no
+// create waits, which under sustained load never comes: bench/overload at
+// 10x kept a few pending exports waiting 20 s and more.
+type SlotReserver interface {
+	SlotSource
+	// Reserve takes a place in the queue; ready is called, without
+	// blocking, when the slot has been handed over.
+	Reserve(ready func()) Reservation
+}
+
+// Reservation is a job's place in a SlotReserver's queue.
+type Reservation interface {
+	// Take returns the slot once handed over; false before that.
+	Take() (Slot, bool)
+	// Cancel gives the place up (and a slot handed over but not taken).
+	Cancel()
+}
+
 // fixedSlots is the engine's own SlotSource: n slots.
 type fixedSlots struct {
 	mu   sync.Mutex
@@ -144,17 +164,28 @@ func (s *scheduler) heads() []*job {
 	slices.SortStableFunc(ents, func(a, b string) int { return cmp.Compare(s.served[a], s.served[b]) })
 	out := make([]*job, 0, len(ents))
 	for _, ent := range ents {
-		q := s.queues[ent]
-		next := q[0]
-		for _, j := range q {
-			if j.slot != nil {
-				next = j
-				break
-			}
-		}
-		out = append(out, next)
+		out = append(out, nextOf(s.queues[ent]))
 	}
 	return out
+}
+
+// nextOf is the job of q to try next: the first holding a slot, else the
+// first holding a place in the slot queue (its slot may have been handed
+// over: tried first, it is not left idle), else the first.
+func nextOf(q []*job) *job {
+	var reserved *job
+	for _, j := range q {
+		if j.slot != nil {
+			return j
+		}
+		if reserved == nil && j.res != nil {
+			reserved = j
+		}
+	}
+	if reserved != nil {
+		return reserved
+	}
+	return q[0]
 }
 
 // started records that ent was served now (its job was claimed and started).
@@ -269,12 +300,14 @@ func (e *Engine) dispatch(ctx context.Context) {
 				// verdict lapses when one of its exports here releases its
 				// slot and at every tick (other replicas' exports end too).
 				// (Judging from the local share instead hung: it counts the
-				// creates still waiting for an admission permit.)
+				// creates still waiting for an admission permit.) Its place
+				// in the slot queue goes too: a slot handed to it would idle.
+				e.cancelReservation(j)
 				e.putBack(j)
 				continue
 			}
 			if j.slot == nil {
-				s, ok := e.slots.TryAcquire()
+				s, ok := e.takeSlot(j)
 				if !ok {
 					e.putBack(j)
 					continue // a job holding a slot already may still start
@@ -309,10 +342,38 @@ func (e *Engine) dispatch(ctx context.Context) {
 	}
 }
 
+// takeSlot takes a slot for the claimed job j: from its place in the slot
+// queue when the source has one (taken now if none is queued), else
+// without waiting.
+func (e *Engine) takeSlot(j *job) (Slot, bool) {
+	r, ok := e.slots.(SlotReserver)
+	if !ok {
+		return e.slots.TryAcquire()
+	}
+	if j.res == nil {
+		j.res = r.Reserve(e.poke)
+	}
+	s, ok := j.res.Take()
+	if ok {
+		j.res = nil
+	}
+	return s, ok
+}
+
+// cancelReservation gives up the claimed (or no longer waiting) job's place
+// in the slot queue, if it has one.
+func (e *Engine) cancelReservation(j *job) {
+	if j.res != nil {
+		j.res.Cancel()
+		j.res = nil
+	}
+}
+
 // putBack requeues a claimed job, or, when it has given up waiting
 // (cancelled, shutdown), hands it its cause so that it ends now.
 func (e *Engine) putBack(j *job) {
 	if cause := context.Cause(j.ctx); cause != nil {
+		e.cancelReservation(j)
 		j.grant <- errNotStarted
 		return
 	}

@@ -196,6 +196,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	clk := &clock{}
 	core, logs := observer.New(zap.InfoLevel)
 	ecfg := engine.Config{Reader: reader, Records: records, Store: store, MaxRows: o.maxRows, Logger: zap.New(core).Named("engine")}
+	if o.admission != nil {
+		ecfg.Slots = AdmissionSlots(o.admission) // as serve wires it
+	}
 	if o.tune != nil {
 		o.tune(&ecfg)
 	}
@@ -407,6 +410,12 @@ func (b *blockingReader) blockEnterprise(ref string) {
 		b.block = map[string]bool{}
 	}
 	b.block[ref] = true
+}
+
+func (b *blockingReader) unblockEnterprise(ref string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.block, ref)
 }
 
 func (b *blockingReader) Plan(ctx context.Context, q source.Query) (*source.Plan, error) {

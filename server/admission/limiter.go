@@ -153,6 +153,80 @@ func (l *Limiter) TryAcquire() (*Permit, bool) {
 	return nil, false
 }
 
+// Reservation is a place in the queue taken with [Limiter.Reserve]: an export already admitted
+// (pending, slot-less) waiting for a slot in turn with the creates.
+type Reservation struct {
+	l      *Limiter
+	w      *waiter // nil once granted at once, taken or cancelled
+	permit *Permit // granted at once, not yet taken
+	done   bool
+}
+
+// Reserve takes a slot now if one is free and nobody waits, else joins the back of the queue
+// without a deadline and without being shed: the export it stands for has been admitted already.
+// ready is called (under the limiter's lock: it must not block or call back) when a queued
+// reservation is handed its slot; [Reservation.Take] then returns it. The engine's pending exports
+// wait this way, so that a slot freed under sustained load (a queue that never empties) still
+// reaches them in their turn; [Limiter.TryAcquire] would only ever find the slot taken.
+func (l *Limiter) Reserve(ready func()) *Reservation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clockLocked()
+	r := &Reservation{l: l}
+	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+		r.permit = l.admitLocked(now)
+		l.notifyLocked()
+		return r
+	}
+	l.ctrl.saturated = true
+	r.w = &waiter{ready: make(chan struct{}), onReady: ready}
+	l.queue.pushBack(r.w)
+	l.notifyLocked()
+	return r
+}
+
+// Take returns the reservation's permit once its slot has been handed over, false before that
+// (and after Take or Cancel).
+func (r *Reservation) Take() (*Permit, bool) {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.done {
+		return nil, false
+	}
+	p := r.permit
+	if p == nil && r.w != nil {
+		p = r.w.permit
+	}
+	if p == nil {
+		return nil, false
+	}
+	r.done, r.w, r.permit = true, nil, nil
+	return p, true
+}
+
+// Cancel leaves the queue; a slot handed over but not taken goes to the next waiter, unlearned.
+// It does nothing after Take or an earlier Cancel.
+func (r *Reservation) Cancel() {
+	l := r.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.done = true
+	p := r.permit
+	if r.w != nil {
+		if p = r.w.permit; p == nil {
+			l.queue.remove(r.w)
+			l.notifyLocked()
+		}
+	}
+	r.w, r.permit = nil, nil
+	if p != nil {
+		l.abandonLocked(p)
+	}
+}
+
 // WouldShed returns the *[OverloadedError] a create calling Acquire now would get at once (the
 // queue full, or its predicted wait too long), and nil when it would be admitted or queued. It
 // takes nothing. The server asks it before admitting an export that takes no slot now (its
@@ -270,6 +344,9 @@ func (l *Limiter) dispatchLocked(now time.Time) {
 		w := l.queue.popFront()
 		w.permit = l.admitLocked(now)
 		close(w.ready)
+		if w.onReady != nil {
+			w.onReady()
+		}
 	}
 }
 

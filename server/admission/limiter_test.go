@@ -433,3 +433,67 @@ func TestWouldShed(t *testing.T) {
 		t.Fatalf("idle again: %v", err)
 	}
 }
+
+// A reservation takes a free slot at once; otherwise it queues in turn
+// with the creates (never shed, no deadline), its callback runs when its
+// slot is handed over, and Take returns it. Cancelled while queued it
+// leaves the queue; cancelled after the hand-over, its slot goes on to the
+// next waiter.
+func TestReserve(t *testing.T) {
+	l := mustNew(t, Config{Max: 1, QueueSize: 1, QueueTimeout: time.Minute})
+	free := l.Reserve(func() { t.Error("ready called for a slot taken at once") })
+	held, ok := free.Take()
+	if !ok || l.InFlight() != 1 {
+		t.Fatalf("reservation with a free slot: %v, InFlight %d", ok, l.InFlight())
+	}
+	if _, ok := free.Take(); ok {
+		t.Fatal("second Take returned a permit")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	results := queueWaiters(t, l, ctx, &wg, 1) // a create first in line
+	readies := make(chan int, 4)
+	r1 := l.Reserve(func() { readies <- 1 }) // beyond QueueSize: a reservation is never shed
+	r2 := l.Reserve(func() { readies <- 2 })
+	if l.Queued() != 3 {
+		t.Fatalf("Queued %d, want 3", l.Queued())
+	}
+	if _, ok := r1.Take(); ok {
+		t.Fatal("Take before the hand-over returned a permit")
+	}
+	held.Release(Outcome{Dropped: true}) // to the create, first in line
+	create := <-results
+	wg.Wait()
+	if create.err != nil {
+		t.Fatal(create.err)
+	}
+	create.permit.Release(Outcome{Dropped: true}) // to r1
+	if got := <-readies; got != 1 {
+		t.Fatalf("ready %d first, want 1", got)
+	}
+	p1, ok := r1.Take()
+	if !ok {
+		t.Fatal("r1 handed its slot but Take failed")
+	}
+	p1.Release(Outcome{Dropped: true}) // to r2, which cancels without taking it
+	if got := <-readies; got != 2 {
+		t.Fatalf("ready %d, want 2", got)
+	}
+	r2.Cancel()
+	if l.InFlight() != 0 || l.Queued() != 0 {
+		t.Fatalf("after cancelling a handed-over reservation: InFlight %d, Queued %d", l.InFlight(), l.Queued())
+	}
+	// Cancelled while still queued: it leaves the queue.
+	hold, _ := l.Acquire(ctx)
+	r3 := l.Reserve(func() { t.Error("ready called for a cancelled reservation") })
+	r3.Cancel()
+	r3.Cancel()
+	if l.Queued() != 0 {
+		t.Fatalf("Queued %d after cancel", l.Queued())
+	}
+	hold.Release(Outcome{Dropped: true})
+	if l.InFlight() != 0 {
+		t.Fatalf("InFlight %d at the end", l.InFlight())
+	}
+}

@@ -5,6 +5,7 @@ package admission
 type waiter struct {
 	ready      chan struct{}
 	permit     *Permit
+	onReady    func() // a Reservation's callback, called under the lock after ready closes
 	prev, next *waiter
 	queued     bool
 }
