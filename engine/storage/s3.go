@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,11 +13,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // The S3 store is built on aws-sdk-go-v2 rather than minio-go: it is AWS's
@@ -62,6 +65,21 @@ const (
 	ChecksumWhenSupported Checksum = "when_supported"
 )
 
+// Payload chooses whether the bodies of PutObject and UploadPart are
+// covered by the request signature.
+type Payload string
+
+const (
+	// PayloadSigned hashes every body with SHA-256 for its SigV4 signature
+	// (x-amz-content-sha256): a second SHA-256 pass over the whole export
+	// in exportd, and one more in the server that verifies it.
+	PayloadSigned Payload = "signed"
+	// PayloadUnsigned sends UNSIGNED-PAYLOAD: the headers are signed, the
+	// body is not. Its integrity then rests on the transport (TLS, or
+	// loopback) and, with ChecksumWhenSupported, on the CRC32 of each part.
+	PayloadUnsigned Payload = "unsigned"
+)
+
 // S3Config configures an S3 store.
 type S3Config struct {
 	// Bucket holds the objects. Required.
@@ -80,6 +98,12 @@ type S3Config struct {
 	PathStyle bool
 	// Checksum defaults to ChecksumWhenRequired.
 	Checksum Checksum
+	// Payload defaults to PayloadUnsigned where the transport already
+	// protects the body (an https endpoint, AWS's own, or a loopback
+	// address) and to PayloadSigned for plain http to another host. On
+	// this repository's 2-core bench the SHA-256 of a signed payload cost
+	// exportd and versitygw CPU the export needed (bench/README.md).
+	Payload Payload
 	// PartSize is the size of the first 1000 parts of a multipart upload
 	// (default 8 MiB, at least S3MinPartSize); it doubles every 1000 parts.
 	// Objects up to PartSize are sent with one PutObject at Commit.
@@ -104,6 +128,12 @@ func (c *S3Config) setDefaults() {
 	if c.PartSize == 0 {
 		c.PartSize = 8 << 20
 	}
+	if c.Payload == "" {
+		c.Payload = PayloadSigned
+		if transportProtected(c.Endpoint) {
+			c.Payload = PayloadUnsigned
+		}
+	}
 	if c.Uploads == 0 {
 		c.Uploads = 3
 	}
@@ -117,6 +147,8 @@ func (c S3Config) Validate() error {
 		return errors.New("s3: bucket is required")
 	case c.Checksum != ChecksumWhenRequired && c.Checksum != ChecksumWhenSupported:
 		return fmt.Errorf("s3: checksum must be %s or %s, not %q", ChecksumWhenRequired, ChecksumWhenSupported, c.Checksum)
+	case c.Payload != PayloadSigned && c.Payload != PayloadUnsigned:
+		return fmt.Errorf("s3: payload must be %s or %s, not %q", PayloadSigned, PayloadUnsigned, c.Payload)
 	case c.PartSize < S3MinPartSize || c.PartSize > s3MaxPartSize:
 		return fmt.Errorf("s3: part size %d is outside [%d, %d]", c.PartSize, S3MinPartSize, s3MaxPartSize)
 	case c.Uploads < 1 || c.Uploads > 64:
@@ -133,8 +165,31 @@ func (c S3Config) Validate() error {
 	return nil
 }
 
+// transportProtected reports whether bodies sent to endpoint cannot be
+// altered on the way without the transport noticing: https (AWS's default
+// endpoint when empty) or a loopback host.
+func transportProtected(endpoint string) bool {
+	if endpoint == "" {
+		return true
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 // ParseS3URL reads s3://bucket/prefix?endpoint=URL&region=R&path_style=true
-// &checksum=when_required|when_supported&part_size=8MiB&uploads=3 (every
+// &checksum=when_required|when_supported&payload=signed|unsigned
+// &part_size=8MiB&uploads=3 (every
 // query parameter optional, unknown ones an error so that typos show).
 func ParseS3URL(rawURL string) (S3Config, error) {
 	u, err := url.Parse(rawURL)
@@ -156,6 +211,8 @@ func ParseS3URL(rawURL string) (S3Config, error) {
 			c.PathStyle, err = strconv.ParseBool(v)
 		case "checksum":
 			c.Checksum = Checksum(v)
+		case "payload":
+			c.Payload = Payload(v)
 		case "part_size":
 			c.PartSize, err = parseSize(v)
 		case "uploads":
@@ -263,6 +320,33 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	})
 	return &S3{cfg: cfg, client: client}, nil
 }
+
+// bodyOptions are the per-operation options of the requests that carry an
+// object's bytes (PutObject, UploadPart).
+func (s *S3) bodyOptions() []func(*s3.Options) {
+	if s.cfg.Payload != PayloadUnsigned {
+		return nil
+	}
+	return []func(*s3.Options){s3.WithAPIOptions(addUnsignedPayload)}
+}
+
+// addUnsignedPayload stores UNSIGNED-PAYLOAD as the payload hash first
+// thing in the finalize step. Swapping the SDK's ComputePayloadSHA256 for
+// its UnsignedPayload middleware is not enough: with CRC32 checksums over
+// http the checksum middleware, which runs earlier, hashes the body with
+// SHA-256 itself unless a payload hash is already set
+// (TestS3PayloadSigning). Over https with a trailing checksum that
+// middleware replaces it with STREAMING-UNSIGNED-PAYLOAD-TRAILER, as it
+// should.
+func addUnsignedPayload(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("exportd:UnsignedPayload",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			return next.HandleFinalize(v4.SetPayloadHash(ctx, unsignedPayload), in)
+		}), middleware.Before)
+}
+
+// unsignedPayload is SigV4's x-amz-content-sha256 for a body not signed.
+const unsignedPayload = "UNSIGNED-PAYLOAD"
 
 // Config returns the store's configuration with defaults applied.
 func (s *S3) Config() S3Config { return s.cfg }

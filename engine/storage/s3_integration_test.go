@@ -2,10 +2,12 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -25,6 +27,8 @@ type recordingClient struct {
 	mu   sync.Mutex
 	ops  map[string]int
 	fail func(op string, r *http.Request) bool
+	// payloads: the x-amz-content-sha256 values each operation was sent with
+	payloads map[string]map[string]bool
 }
 
 func newRecordingClient() *recordingClient {
@@ -68,12 +72,26 @@ func (c *recordingClient) Do(r *http.Request) (*http.Response, error) {
 	op := s3Op(r)
 	c.mu.Lock()
 	c.ops[op]++
+	if c.payloads == nil {
+		c.payloads = map[string]map[string]bool{}
+	}
+	if c.payloads[op] == nil {
+		c.payloads[op] = map[string]bool{}
+	}
+	c.payloads[op][r.Header.Get("X-Amz-Content-Sha256")] = true
 	fail := c.fail != nil && c.fail(op, r)
 	c.mu.Unlock()
 	if fail {
 		return nil, fmt.Errorf("injected failure of %s", op)
 	}
 	return c.next.Do(r)
+}
+
+// payloadHeaders returns the x-amz-content-sha256 values op was sent with.
+func (c *recordingClient) payloadHeaders(op string) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.payloads[op])
 }
 
 func (c *recordingClient) count(op string) int {
@@ -549,5 +567,81 @@ func TestS3SweepTouchesOnlyExportKeys(t *testing.T) {
 		if ExportObjectName(c.name) != c.ok {
 			t.Errorf("ExportObjectName(%q) = %v", c.name, !c.ok)
 		}
+	}
+}
+
+// Bodies go unsigned (UNSIGNED-PAYLOAD) by default on a loopback endpoint
+// and signed with their SHA-256 when asked, with either checksum setting;
+// the object reads back byte for byte in every combination.
+func TestS3PayloadSigning(t *testing.T) {
+	srv := StartS3Server(t)
+	ctx := context.Background()
+	for _, pl := range []Payload{"", PayloadSigned, PayloadUnsigned} {
+		for _, cs := range []Checksum{ChecksumWhenRequired, ChecksumWhenSupported} {
+			t.Run(fmt.Sprintf("%s-%s", cmp.Or(string(pl), "default"), cs), func(t *testing.T) {
+				rc := newRecordingClient()
+				cfg := srv.Config(strings.ReplaceAll(fmt.Sprintf("pl-%s-%s", cmp.Or(string(pl), "default"), cs), "_", "-"), "")
+				cfg.Checksum, cfg.Payload, cfg.HTTPClient = cs, pl, rc
+				st := srv.Store(t, cfg)
+				want := PayloadUnsigned // a loopback endpoint
+				if pl != "" {
+					want = pl
+				}
+				if got := st.Config().Payload; got != want {
+					t.Fatalf("payload %q, want %q", got, want)
+				}
+				big, small := randomBytes(2*S3MinPartSize+999, 3), randomBytes(1000, 4)
+				for name, data := range map[string][]byte{"big.csv": big, "small.csv": small} {
+					w, err := st.Create(ctx, name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					writeChunks(t, w, data)
+					if err := w.Commit(ctx); err != nil {
+						t.Fatal(err)
+					}
+					obj, err := st.Open(ctx, name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+					obj.Close()
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("%s read back: %d bytes, %v (want %d equal bytes)", name, len(got), err, len(data))
+					}
+				}
+				for _, op := range []string{"UploadPart", "PutObject"} {
+					h := rc.payloadHeaders(op)
+					unsigned := h["UNSIGNED-PAYLOAD"] || h["STREAMING-UNSIGNED-PAYLOAD-TRAILER"]
+					if len(h) == 0 || unsigned != (want == PayloadUnsigned) || (want == PayloadUnsigned && len(h) != 1) {
+						t.Errorf("%s sent x-amz-content-sha256 %v with payload %s", op, h, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestS3PayloadDefault(t *testing.T) {
+	for ep, want := range map[string]Payload{
+		"":                           PayloadUnsigned,
+		"https://s3.example.com":     PayloadUnsigned,
+		"http://127.0.0.1:7070":      PayloadUnsigned,
+		"http://[::1]:7070":          PayloadUnsigned,
+		"http://localhost:7070":      PayloadUnsigned,
+		"http://minio.internal:9000": PayloadSigned,
+		"http://10.0.0.5:9000":       PayloadSigned,
+	} {
+		c := S3Config{Bucket: "b", Endpoint: ep}
+		c.setDefaults()
+		if c.Payload != want {
+			t.Errorf("endpoint %q: payload %q, want %q", ep, c.Payload, want)
+		}
+	}
+	if _, err := ParseS3URL("s3://b?payload=maybe"); err == nil {
+		t.Error("payload=maybe accepted")
+	}
+	if c, err := ParseS3URL("s3://b?endpoint=http://127.0.0.1:1&payload=signed"); err != nil || c.Payload != PayloadSigned {
+		t.Errorf("payload=signed: %+v %v", c.Payload, err)
 	}
 }

@@ -183,7 +183,7 @@ func (w *s3Writer) uploadPart(n int32, buf []byte) (types.CompletedPart, error) 
 	if w.s.cfg.Checksum == ChecksumWhenSupported {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
 	}
-	out, err := w.s.client.UploadPart(w.ctx, in)
+	out, err := w.s.client.UploadPart(w.ctx, in, w.s.bodyOptions()...)
 	if err != nil {
 		return types.CompletedPart{}, fmt.Errorf("upload part %d of %q: %w", n, w.key, err)
 	}
@@ -238,7 +238,7 @@ func (w *s3Writer) Commit(ctx context.Context) error {
 func (w *s3Writer) putObject(ctx context.Context) error {
 	in := &s3.PutObjectInput{Bucket: &w.s.cfg.Bucket, Key: &w.key, Body: bytes.NewReader(w.buf),
 		ContentLength: aws.Int64(int64(len(w.buf))), ContentType: aws.String(contentType(w.key))}
-	if _, err := w.s.client.PutObject(ctx, in); err != nil {
+	if _, err := w.s.client.PutObject(ctx, in, w.s.bodyOptions()...); err != nil {
 		return fmt.Errorf("put object %q: %w", w.key, err)
 	}
 	return nil
