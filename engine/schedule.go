@@ -92,6 +92,11 @@ type scheduler struct {
 	tick   uint64
 	// busy: enterprises the record store last found at their cap.
 	busy map[string]bool
+	// running: jobs of this replica started and not yet finished, by
+	// enterprise. Unlike holding it leaves out creates still waiting for an
+	// admission permit, so an enterprise whose running exports here fill
+	// its cap is known to be at it without asking the record store.
+	running map[string]int
 }
 
 func (s *scheduler) enqueue(j *job) {
@@ -194,6 +199,23 @@ func (s *scheduler) started(ent string) {
 	defer s.mu.Unlock()
 	s.tick++
 	s.served[ent] = s.tick
+	s.running[ent]++
+}
+
+// stopped records that a started job of ent has finished.
+func (s *scheduler) stopped(ent string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[ent]--; s.running[ent] <= 0 {
+		delete(s.running, ent)
+	}
+}
+
+// runningHere is how many started jobs of ent run on this replica.
+func (s *scheduler) runningHere(ent string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[ent]
 }
 
 // isBusy, setBusy and clearBusy keep the record store's last "at its cap"
@@ -291,6 +313,16 @@ func (e *Engine) dispatch(ctx context.Context) {
 				continue // gave up waiting meanwhile
 			}
 			acquired := false
+			if j.slot == nil && e.cfg.MaxPerEnterprise > 0 && e.sched.runningHere(j.exp.EnterpriseRef) >= e.cfg.MaxPerEnterprise {
+				// Its enterprise's exports running here fill its cap: it
+				// cannot start, and neither takes a slot nor queues for one
+				// to ask the record store (a slot it held, even for that
+				// round trip, was one another tenant's create could not
+				// get: issue 13's tenant B was shed under A's backlog).
+				e.cancelReservation(j)
+				e.putBack(j)
+				continue
+			}
 			if j.slot == nil && e.sched.isBusy(j.exp.EnterpriseRef) {
 				// The record store said its enterprise is at its cap, and
 				// none of its exports here has ended since: asking again
@@ -332,6 +364,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 				continue
 			}
 			e.sched.started(j.exp.EnterpriseRef)
+			j.running = true
 			j.grant <- err
 			progressed = true
 			break // next turn: the next enterprise

@@ -25,7 +25,9 @@ type measurement struct {
 	// exportd serve: CPU seconds (utime+stime) of the serve process and of
 	// clickhouse-server from the POST to ready; -1: not read.
 	ServeCPU, CHCPU float64
-	MaxRunning      int // api-2x: most exports seen running at once
+	// api-s3: CPU seconds of versitygw over the same span; -1: not read.
+	S3CPU      float64
+	MaxRunning int // api-2x: most exports seen running at once
 }
 
 // contender is one way of exporting the rows.

@@ -76,7 +76,9 @@ type contenderResult struct {
 	// clickhouse-server from the POST to ready, per run; API contenders.
 	ServeCPU      []float64 `json:"serve_cpu_seconds,omitempty"`
 	ClickHouseCPU []float64 `json:"clickhouse_cpu_seconds,omitempty"`
-	MaxRunning    int       `json:"max_running_at_once,omitempty"` // api-2x: the fewest over runs of the most seen running at once
+	// api-s3: CPU seconds of versitygw (the S3 server, on the same cores) over the same span.
+	S3ServerCPU []float64 `json:"s3_server_cpu_seconds,omitempty"`
+	MaxRunning  int       `json:"max_running_at_once,omitempty"` // api-2x: the fewest over runs of the most seen running at once
 }
 
 // target is one of the issue's goals, evaluated at one size.
@@ -119,6 +121,9 @@ func (c *contenderResult) add(m measurement) {
 	if m.ServeCPU >= 0 && m.CHCPU >= 0 && (m.ServeCPU > 0 || m.CHCPU > 0) {
 		c.ServeCPU = append(c.ServeCPU, m.ServeCPU)
 		c.ClickHouseCPU = append(c.ClickHouseCPU, m.CHCPU)
+	}
+	if m.S3CPU >= 0 {
+		c.S3ServerCPU = append(c.S3ServerCPU, m.S3CPU)
 	}
 	if c.Exports > 1 {
 		if len(c.Seconds) == 1 {
@@ -259,6 +264,11 @@ func cpuSplit(c *contenderResult) string {
 		return ""
 	}
 	sv, ch := median(c.ServeCPU), median(c.ClickHouseCPU)
+	if len(c.S3ServerCPU) > 0 {
+		gw := median(c.S3ServerCPU)
+		return fmt.Sprintf("exportd serve %.2f s + clickhouse-server %.2f s + versitygw %.2f s (%.0f%% exportd, %.0f%% versitygw) in %.3f s wall",
+			sv, ch, gw, 100*sv/math.Max(sv+ch+gw, 1e-9), 100*gw/math.Max(sv+ch+gw, 1e-9), c.Median)
+	}
 	return fmt.Sprintf("exportd serve %.2f s + clickhouse-server %.2f s (%.0f%% exportd) in %.3f s wall", sv, ch,
 		100*sv/math.Max(sv+ch, 1e-9), c.Median)
 }
@@ -364,7 +374,7 @@ func sizeNotes(s *sizeResult) []string {
 			a.RowsPerSecond/f.RowsPerSecond, a.MaxRunning))
 	}
 	for _, c := range s.Contenders {
-		if split := cpuSplit(c); split != "" && (c.Key == keyAPINone || c.Key == keyAPI2x) {
+		if split := cpuSplit(c); split != "" && (c.Key == keyAPINone || c.Key == keyAPI2x || c.Key == keyAPIS3) {
 			out = append(out, fmt.Sprintf("CPU split, %s (median of runs): %s", c.Key, split))
 		}
 	}

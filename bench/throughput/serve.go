@@ -271,6 +271,11 @@ func (s *server) exportAll(ctx context.Context, compression string, scopes []str
 	}
 	serveCPU0, _ := cpuSeconds(pid)
 	chCPU0, chErr := cpuSeconds(s.h.chPID)
+	s3PID := 0
+	if s.s3 != nil {
+		s3PID = s.s3.Pid()
+	}
+	s3CPU0, s3Err := cpuSeconds(s3PID)
 
 	wait := "wait=60"
 	if len(scopes) > 1 {
@@ -320,6 +325,7 @@ func (s *server) exportAll(ctx context.Context, compression string, scopes []str
 	elapsed := time.Since(start)
 	serveCPU1, serveErr := cpuSeconds(pid)
 	chCPU1, chErr1 := cpuSeconds(s.h.chPID)
+	s3CPU1, s3Err1 := cpuSeconds(s3PID)
 	sampled := sampler.stop()
 	if running != nil {
 		maxRunning = max(maxRunning, running.stop())
@@ -350,6 +356,7 @@ func (s *server) exportAll(ctx context.Context, compression string, scopes []str
 		AboveIdle:   peak - s.idleRSS,
 		ServeCPU:    -1,
 		CHCPU:       -1,
+		S3CPU:       -1,
 		MaxRunning:  maxRunning,
 	}
 	for _, r := range rs {
@@ -360,6 +367,9 @@ func (s *server) exportAll(ctx context.Context, compression string, scopes []str
 	}
 	if chErr == nil && chErr1 == nil {
 		m.CHCPU = roundTicks(chCPU1 - chCPU0)
+	}
+	if s3PID > 0 && s3Err == nil && s3Err1 == nil {
+		m.S3CPU = roundTicks(s3CPU1 - s3CPU0)
 	}
 	return m, rs, nil
 }

@@ -65,6 +65,17 @@ type Server struct {
 	done chan struct{}
 }
 
+// Pid is the running server's process id, 0 when it is not running
+// (benchmarks read its CPU time).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Start starts a server on a free loopback port (retrying when the port
 // is taken before the server binds it).
 func Start(opts Options) (*Server, error) {
