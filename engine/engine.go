@@ -167,8 +167,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, log: cfg.Logger, slots: cfg.Slots, jobs: map[string]*job{}, wake: make(chan struct{}, 1),
-		sched: scheduler{queues: map[string][]*job{}, holding: map[string]int{}, served: map[string]uint64{}, busy: map[string]bool{},
-			running: map[string]int{}},
+		sched:     scheduler{queues: map[string][]*job{}, holding: map[string]int{}, served: map[string]uint64{}, busy: map[string]bool{}},
 		graceOver: make(chan struct{}), unsaved: map[string]*unsavedFinal{}, lanes: newLanes(cfg.SortingWindows)}
 	if e.slots == nil {
 		e.slots = &fixedSlots{free: cfg.MaxExports, poke: e.poke}

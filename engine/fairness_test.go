@@ -272,17 +272,23 @@ func TestSlotHoldersQueuedBehindSlotlessStart(t *testing.T) {
 		bs = append(bs, x.ID)
 		<-r.started
 	}
-	// A's first export finds no slot and waits, slot-less, at its queue's head.
-	first, err := eng.Submit(ctx, request(a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Two more of A are admitted with slots of their own (A holds none).
-	var held []string
+	// Two creates of A claim its share at admission (A holds none) and,
+	// while they take their slots, a third is admitted without one and
+	// reaches the queue first.
 	for i := 0; i < 2; i++ {
 		if !eng.ClaimShare(a) {
 			t.Fatal("A holds no slot yet: its share must be free")
 		}
+	}
+	first, err := eng.Submit(ctx, request(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eng.ClaimShare(a) {
+		t.Fatal("a create claimed A's share while an export of A waits slot-less")
+	}
+	var held []string
+	for i := 0; i < 2; i++ {
 		x, _, err := eng.SubmitWith(ctx, request(a), nil, engine.SlotFunc(func(*engine.Export, time.Duration) {}))
 		if err != nil {
 			t.Fatal(err)
@@ -294,6 +300,54 @@ func TestSlotHoldersQueuedBehindSlotlessStart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	r.release(b)
 	for _, id := range append(append(held, first.ID), bs...) {
+		if x, _ := eng.Wait(ctx, id, 20*time.Second); x == nil || x.Status != engine.StatusReady {
+			t.Fatalf("export %s did not end ready: %+v", id, x)
+		}
+	}
+}
+
+// A create of an enterprise with an export waiting here slot-less does not
+// claim a share (it would overtake the waiting export and, repeated, starve
+// it): it waits slot-less behind it, and both start in turn.
+func TestNoShareClaimedPastSlotlessWaiter(t *testing.T) {
+	ctx := context.Background()
+	a, b := "enterprises/"+uuidN("ea100000", 5), "enterprises/"+uuidN("eb100000", 5)
+	seed(t, a, 10)
+	seed(t, b, 10)
+	r := newHeld(b)
+	eng := fairEngine(t, r, engine.Config{MaxExports: 2, MaxPerEnterprise: 2})
+	t.Cleanup(func() { r.release(b) })
+	var ids []string
+	for i := 0; i < 2; i++ { // B fills the replica's two slots
+		x, err := eng.Submit(ctx, request(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, x.ID)
+		<-r.started
+	}
+	if !eng.ClaimShare(a) {
+		t.Fatal("A holds nothing and waits for nothing: its share must be free")
+	}
+	eng.ReturnShare(a)
+	waiting, err := eng.Submit(ctx, request(a)) // no slot free: it waits slot-less
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once the waiting job has reached its queue (its goroutine enqueues
+	// it), no create claims A's share.
+	for deadline := time.Now().Add(5 * time.Second); eng.ClaimShare(a); time.Sleep(5 * time.Millisecond) {
+		eng.ReturnShare(a)
+		if time.Now().After(deadline) {
+			t.Fatal("a create claimed A's share past an export of A waiting slot-less")
+		}
+	}
+	later, err := eng.Submit(ctx, request(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.release(b)
+	for _, id := range append(ids, waiting.ID, later.ID) {
 		if x, _ := eng.Wait(ctx, id, 20*time.Second); x == nil || x.Status != engine.StatusReady {
 			t.Fatalf("export %s did not end ready: %+v", id, x)
 		}

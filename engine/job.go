@@ -30,9 +30,6 @@ type job struct {
 	// (SlotReserver); owned as slot is.
 	res   Reservation
 	grant chan error // the dispatcher's verdict: started (nil) or not
-	// running: the dispatcher started it (set before its grant); it counts
-	// in the scheduler's running until it finishes.
-	running bool
 	// admitted is the plan made at admission, if any (see planFor).
 	admitted *admittedPlan
 	// lane, when set, is the short lane the job entered at submit (left
@@ -409,9 +406,6 @@ func (e *Engine) finish(j *job, res *Result, err error) {
 	e.log.Info("export state", fields...)
 	if e.cfg.OnFinish != nil {
 		e.cfg.OnFinish(&rec, elapsed)
-	}
-	if j.running {
-		e.sched.stopped(rec.EnterpriseRef)
 	}
 	if j.slot != nil {
 		s := j.slot

@@ -92,11 +92,6 @@ type scheduler struct {
 	tick   uint64
 	// busy: enterprises the record store last found at their cap.
 	busy map[string]bool
-	// running: jobs of this replica started and not yet finished, by
-	// enterprise. Unlike holding it leaves out creates still waiting for an
-	// admission permit, so an enterprise whose running exports here fill
-	// its cap is known to be at it without asking the record store.
-	running map[string]int
 }
 
 func (s *scheduler) enqueue(j *job) {
@@ -199,23 +194,14 @@ func (s *scheduler) started(ent string) {
 	defer s.mu.Unlock()
 	s.tick++
 	s.served[ent] = s.tick
-	s.running[ent]++
 }
 
-// stopped records that a started job of ent has finished.
-func (s *scheduler) stopped(ent string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.running[ent]--; s.running[ent] <= 0 {
-		delete(s.running, ent)
-	}
-}
-
-// runningHere is how many started jobs of ent run on this replica.
-func (s *scheduler) runningHere(ent string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.running[ent]
+// shareTaken reports whether ent's jobs here hold (or are taking at
+// admission) all of its MaxPerEnterprise slots.
+func (e *Engine) shareTaken(ent string) bool {
+	e.sched.mu.Lock()
+	defer e.sched.mu.Unlock()
+	return e.atShareLocked(ent)
 }
 
 // isBusy, setBusy and clearBusy keep the record store's last "at its cap"
@@ -264,11 +250,23 @@ func (s *scheduler) hold(ent string, d int) {
 func (e *Engine) ClaimShare(enterprise string) bool {
 	e.sched.mu.Lock()
 	defer e.sched.mu.Unlock()
-	if e.atShareLocked(enterprise) {
+	if e.atShareLocked(enterprise) || e.sched.slotlessWaitingLocked(enterprise) {
 		return false
 	}
 	e.sched.holding[enterprise]++
 	return true
+}
+
+// slotlessWaitingLocked reports whether ent has a job waiting here without
+// a slot: a new create then waits behind it, slot-less too, instead of
+// claiming the share it waits for (which would starve it).
+func (s *scheduler) slotlessWaitingLocked(ent string) bool {
+	for _, j := range s.queues[ent] {
+		if j.slot == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) atShareLocked(enterprise string) bool {
@@ -313,12 +311,17 @@ func (e *Engine) dispatch(ctx context.Context) {
 				continue // gave up waiting meanwhile
 			}
 			acquired := false
-			if j.slot == nil && e.cfg.MaxPerEnterprise > 0 && e.sched.runningHere(j.exp.EnterpriseRef) >= e.cfg.MaxPerEnterprise {
-				// Its enterprise's exports running here fill its cap: it
-				// cannot start, and neither takes a slot nor queues for one
-				// to ask the record store (a slot it held, even for that
-				// round trip, was one another tenant's create could not
-				// get: issue 13's tenant B was shed under A's backlog).
+			if j.slot == nil && e.shareTaken(j.exp.EnterpriseRef) {
+				// Its enterprise's jobs here hold its whole share (running,
+				// or admitted with a slot and about to start): it cannot
+				// start, and neither takes a slot nor queues for one to ask
+				// the record store. A slot it held, even for that round trip
+				// (or one an admitted export of its enterprise then kept,
+				// refused busy because this one started first), was one
+				// another tenant's create could not get: issue 13's tenant B
+				// was shed under A's backlog. No create of an enterprise with
+				// slot-less jobs waiting claims a share (ClaimShare), so the
+				// share frees up for them.
 				e.cancelReservation(j)
 				e.putBack(j)
 				continue
@@ -364,7 +367,6 @@ func (e *Engine) dispatch(ctx context.Context) {
 				continue
 			}
 			e.sched.started(j.exp.EnterpriseRef)
-			j.running = true
 			j.grant <- err
 			progressed = true
 			break // next turn: the next enterprise
