@@ -11,8 +11,9 @@ import (
 // versitygw on loopback, in 256 KiB writes as the pipeline makes them, with
 // 3 uploads at once: signed bodies (the SDK hashes each with SHA-256, the
 // server verifies it) against unsigned ones, in the same run, for each
-// checksum setting, with 8 MiB parts; and 5 MiB parts (the default) against
-// 8 MiB on the default path. commit-ms/op is Commit alone: the last part and
+// checksum setting, with 8 MiB parts (the default); and 5 MiB parts against
+// 8 MiB on the default path (as fast here; slower for 1e7-row exports, see
+// S3Config.PartSize). commit-ms/op is Commit alone: the last part and
 // CompleteMultipartUpload, in which versitygw's POSIX backend joins the
 // parts, after the last byte, where nothing overlaps it.
 //
