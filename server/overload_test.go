@@ -128,6 +128,21 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// pendingEnv is a server whose engine takes its slots from lim, one export
+// per enterprise at once and up to 10 pending, with exports of two tenants
+// a and b stalled until cancelled (or unblocked) and a token covering both.
+func pendingEnv(t *testing.T, lim *admission.Limiter) (e *env, reader *blockingReader, a, b tenant, tok string) {
+	t.Helper()
+	reader = &blockingReader{Reader: source.New(chCfg, source.Options{})}
+	e = newEnv(t, envOptions{reader: reader, admission: lim, rateLimit: 1000, rateBurst: 1000, tune: func(c *engine.Config) {
+		c.MaxPerEnterprise, c.MaxPendingPerEnterprise = 1, 10
+	}})
+	a, b = newTenant(), newTenant()
+	reader.blockEnterprise(a.ent)
+	reader.blockEnterprise(b.ent)
+	return e, reader, a, b, e.token(newUser(), capsAll, a.ent+":subtree", b.ent+":subtree")
+}
+
 // A create of an enterprise that holds its share here would wait pending,
 // slot-less: admitted while the replica has room (its own exports are the
 // bottleneck, issue 13), shed with 503 overloaded like any create while the
@@ -138,14 +153,7 @@ func TestSlotlessShedUnderOverload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := &blockingReader{Reader: source.New(chCfg, source.Options{})}
-	e := newEnv(t, envOptions{reader: reader, admission: lim, rateLimit: 1000, rateBurst: 1000, tune: func(c *engine.Config) {
-		c.MaxPerEnterprise, c.MaxPendingPerEnterprise = 1, 10
-	}})
-	a, b := newTenant(), newTenant()
-	reader.blockEnterprise(a.ent)
-	reader.blockEnterprise(b.ent)
-	tok := e.token(newUser(), capsAll, a.ent+":subtree", b.ent+":subtree")
+	e, _, a, b, tok := pendingEnv(t, lim)
 	wait0 := map[string]string{"Prefer": "wait=0"}
 	aBody := createBody("enterprise", a.ent, aprFrom, aprTo, "")
 
@@ -190,15 +198,8 @@ func TestPendingQueuesForItsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := &blockingReader{Reader: source.New(chCfg, source.Options{})}
-	e := newEnv(t, envOptions{reader: reader, admission: lim, rateLimit: 1000, rateBurst: 1000, tune: func(c *engine.Config) {
-		c.MaxPerEnterprise, c.MaxPendingPerEnterprise = 1, 10
-	}})
-	a, b := newTenant(), newTenant()
-	tok := e.token(newUser(), capsAll, a.ent+":subtree", b.ent+":subtree")
+	e, reader, a, b, tok := pendingEnv(t, lim)
 	wait0 := map[string]string{"Prefer": "wait=0"}
-	reader.blockEnterprise(a.ent)
-	reader.blockEnterprise(b.ent)
 	a1 := e.create(tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), wait0)
 	a2 := e.create(tok, createBody("enterprise", a.ent, aprFrom, aprTo, ""), wait0) // pending behind a1
 	time.Sleep(300 * time.Millisecond)                                              // the dispatcher's turns for a2

@@ -92,7 +92,7 @@ func (l *Limiter) Acquire(ctx context.Context) (*Permit, error) {
 	}
 	l.mu.Lock()
 	now := l.clockLocked()
-	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+	if l.slotFreeLocked() {
 		p := l.admitLocked(now)
 		l.notifyLocked()
 		l.mu.Unlock()
@@ -144,7 +144,7 @@ func (l *Limiter) TryAcquire() (*Permit, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clockLocked()
-	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+	if l.slotFreeLocked() {
 		p := l.admitLocked(now)
 		l.notifyLocked()
 		return p, true
@@ -173,7 +173,7 @@ func (l *Limiter) Reserve(ready func()) *Reservation {
 	defer l.mu.Unlock()
 	now := l.clockLocked()
 	r := &Reservation{l: l}
-	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+	if l.slotFreeLocked() {
 		r.permit = l.admitLocked(now)
 		l.notifyLocked()
 		return r
@@ -237,7 +237,7 @@ func (l *Limiter) WouldShed() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.clockLocked()
-	if l.queue.len == 0 && l.inFlight < l.ctrl.Limit() {
+	if l.slotFreeLocked() {
 		return nil
 	}
 	reason := l.shedReasonLocked()
@@ -384,6 +384,12 @@ func (l *Limiter) waitTooLongLocked() bool {
 		return false
 	}
 	return mean > queueWaitExports*l.drain.meanHeld() || mean+predictSigmas*sd > l.cfg.QueueTimeout.Seconds()
+}
+
+// slotFreeLocked reports whether a create arriving now is admitted at once: a slot is free and
+// nobody waits for one.
+func (l *Limiter) slotFreeLocked() bool {
+	return l.queue.len == 0 && l.inFlight < l.ctrl.Limit()
 }
 
 // shedReasonLocked is why a create that finds no free slot is shed at once, or "" when it may
